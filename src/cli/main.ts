@@ -1,0 +1,82 @@
+/**
+ * The `ferry` command: parse → call → render. Each command is a file in commands/.
+ * Every failure ends as one coded line on stderr and an exit code by kind (output.ts).
+ */
+import { InvalidArgumentError } from '../errors/index.js';
+import { imageChecksum } from './commands/image-checksum.js';
+import { imageCompare } from './commands/image-compare.js';
+import { imageConvert } from './commands/image-convert.js';
+import { imageInfo } from './commands/image-info.js';
+import { imageMap } from './commands/image-map.js';
+import { reportError } from './output.js';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Record<string, Command>> = {
+  image: {
+    info: imageInfo,
+    map: imageMap,
+    checksum: imageChecksum,
+    convert: imageConvert,
+    compare: imageCompare,
+  },
+};
+
+const HELP = `ferry — self-hosted server migration
+
+usage: ferry <group> <command> [options]
+
+image commands (disk engine):
+  ferry image info FILE [--json]            format, sizes, chain, warnings
+  ferry image map FILE [--json]             tagged extents (data / zero / unallocated / compressed)
+  ferry image checksum FILE                 SHA-256 of the raw virtual contents
+  ferry image convert SRC DST -O FORMAT     formats: raw qcow2 vmdk vhd vhdx (see --help of each)
+  ferry image compare A B                   exit 0 identical, 1 different
+
+common options: -f FORMAT (source format; default: detected from content),
+  --allow-external-references, --no-backing, --json, --progress / --no-progress
+environment: FERRY_DEBUG=1 prints stack traces of errors
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    const [group, cmd, ...rest] = argv;
+    if (!group || group === '--help' || group === '-h' || group === 'help') {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (group === '--version') {
+      process.stdout.write('ferry 0.1.0\n');
+      return 0;
+    }
+    const commands = COMMANDS[group];
+    if (!commands)
+      throw new InvalidArgumentError(`unknown command group ${JSON.stringify(group)}\n\n${HELP}`);
+    const fn = cmd ? commands[cmd] : undefined;
+    if (!fn) {
+      throw new InvalidArgumentError(
+        `unknown ${group} command ${JSON.stringify(cmd ?? '')}; one of: ${Object.keys(commands).join(', ')}`,
+      );
+    }
+    return await fn(rest);
+  } catch (err) {
+    return reportError(err, json);
+  }
+}
+
+// Last-resort guards: no stack trace ever reaches the user, even from a stray rejection.
+process.on('uncaughtException', (err) => {
+  process.exitCode = reportError(err, false);
+  process.exit();
+});
+process.on('unhandledRejection', (err) => {
+  process.exitCode = reportError(err, false);
+  process.exit();
+});
+// A closed stdout (e.g. `| head`) is not an error worth a message.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,24 @@
+/**
+ * The format drivers, in probe order. Each driver's probe is a content signature (never
+ * the file name); raw matches everything and so comes last.
+ */
+import { InvalidArgumentError } from '../../errors/index.js';
+import type { FormatDriver, FormatName } from '../layer.js';
+import { rawDriver } from './raw/index.js';
+
+export const DRIVERS: readonly FormatDriver[] = [rawDriver];
+
+export function driverFor(name: string): FormatDriver {
+  const d = DRIVERS.find((x) => x.name === name);
+  if (!d) {
+    throw new InvalidArgumentError(`unknown format ${JSON.stringify(name)}`, {
+      format: name,
+      known: DRIVERS.map((x) => x.name).join(','),
+    });
+  }
+  return d;
+}
+
+export function isFormatName(name: string): name is FormatName {
+  return DRIVERS.some((d) => d.name === name);
+}

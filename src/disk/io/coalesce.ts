@@ -1,0 +1,43 @@
+/**
+ * Gathers small contiguous writes into large ones before they reach a sink. Writers
+ * emit one block (often 64 KiB) at a time; a syscall per block would cost more than
+ * the copy itself, so contiguous blocks are flushed together up to `limitBytes`.
+ */
+import type { BlockSink } from './block-sink.js';
+
+export class CoalescingWriter {
+  readonly #sink: BlockSink;
+  readonly #limit: number;
+  #start = 0;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+
+  constructor(sink: BlockSink, limitBytes = 4 * 1024 * 1024) {
+    this.#sink = sink;
+    this.#limit = limitBytes;
+  }
+
+  /** End offset of what has been queued (written or pending). */
+  get end(): number {
+    return this.#start + this.#bytes;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    if (this.#bytes > 0 && offset !== this.#start + this.#bytes) await this.flush();
+    if (this.#bytes === 0) this.#start = offset;
+    this.#parts.push(data);
+    this.#bytes += data.length;
+    if (this.#bytes >= this.#limit) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.#bytes === 0) return;
+    const buf =
+      this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#bytes);
+    const start = this.#start;
+    this.#parts = [];
+    this.#start += this.#bytes;
+    this.#bytes = 0;
+    await this.#sink.write(start, buf);
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The error registry: every code Ferry can return, in one place. docs/errors.md documents
+ * each one (a test keeps the two in sync). Codes are stable: never rename or reuse one.
+ *
+ * Disk input failures use one code per *kind* (unsupported / corrupt / too large) and say
+ * which format, field and value in `details`, so callers match on a handful of codes.
+ */
+import { defineError } from './ferry-error.js';
+
+// ── Disk images: the three input kinds ──────────────────────────────────────────────
+export const ImageUnsupportedError = defineError(
+  'FERRY_IMAGE_UNSUPPORTED',
+  'unsupported',
+  false,
+  'The image is valid but uses a feature Ferry does not handle (encryption, unknown feature bits, …).',
+);
+export const ImageCorruptError = defineError(
+  'FERRY_IMAGE_CORRUPT',
+  'corrupt',
+  false,
+  'The image violates its format specification.',
+);
+export const ImageTooLargeError = defineError(
+  'FERRY_IMAGE_TOO_LARGE',
+  'too-large',
+  false,
+  'A size, count or table in the image exceeds a documented limit.',
+);
+export const ImageTruncatedError = defineError(
+  'FERRY_IMAGE_TRUNCATED',
+  'corrupt',
+  false,
+  'The image refers to bytes beyond the end of its file.',
+);
+export const DecompressionError = defineError(
+  'FERRY_IMAGE_DECOMPRESSION_FAILED',
+  'corrupt',
+  false,
+  'A compressed block of the image does not decompress to the expected size.',
+);
+export const FormatMismatchError = defineError(
+  'FERRY_IMAGE_FORMAT_MISMATCH',
+  'invalid-argument',
+  false,
+  'The image content is not of the format the caller named.',
+);
+
+// ── References between files (backing files, extents, parents) ─────────────────────
+export const ReferenceRefusedError = defineError(
+  'FERRY_REFERENCE_REFUSED',
+  'refused',
+  false,
+  'The image refers to a file outside its own directory (absolute path, "..", URL or json:) and no allow option was given.',
+);
+export const ReferenceNotFoundError = defineError(
+  'FERRY_REFERENCE_NOT_FOUND',
+  'not-found',
+  false,
+  'A file the image refers to (backing file, extent, parent) does not exist.',
+);
+export const ChainLoopError = defineError(
+  'FERRY_CHAIN_LOOP',
+  'corrupt',
+  false,
+  'The backing/parent chain refers back to an image already in the chain.',
+);
+export const ChainTooDeepError = defineError(
+  'FERRY_CHAIN_TOO_DEEP',
+  'too-large',
+  false,
+  'The backing/parent chain is deeper than the documented limit.',
+);
+export const ChainMismatchError = defineError(
+  'FERRY_CHAIN_MISMATCH',
+  'corrupt',
+  false,
+  'A parent image does not match the identity its child recorded (VMDK parentCID, VHD/VHDX parent id).',
+);
+
+// ── Files, output and arguments ─────────────────────────────────────────────────────
+export const FileNotFoundError = defineError(
+  'FERRY_FILE_NOT_FOUND',
+  'not-found',
+  false,
+  'The file the user named does not exist or is not a regular file.',
+);
+export const IoError = defineError(
+  'FERRY_IO_ERROR',
+  'io',
+  true,
+  'The operating system reported an I/O error.',
+);
+export const OutputExistsError = defineError(
+  'FERRY_OUTPUT_EXISTS',
+  'invalid-argument',
+  false,
+  'The output file already exists (pass --force to overwrite).',
+);
+export const OutputTooLargeError = defineError(
+  'FERRY_OUTPUT_TOO_LARGE',
+  'too-large',
+  false,
+  'The disk is larger than the output format can hold.',
+);
+export const SinkNotSeekableError = defineError(
+  'FERRY_OUTPUT_NOT_SEEKABLE',
+  'unsupported',
+  false,
+  'The output format must be written to a seekable file, not a pipe.',
+);
+export const InvalidArgumentError = defineError(
+  'FERRY_INVALID_ARGUMENT',
+  'invalid-argument',
+  false,
+  'A command-line option or API argument is missing or invalid.',
+);
+export const AbortedError = defineError('FERRY_ABORTED', 'aborted', false, 'The operation was cancelled.');
+export const InternalError = defineError(
+  'FERRY_INTERNAL',
+  'internal',
+  false,
+  'An unexpected internal error; please report it with the command that caused it.',
+);
