@@ -10,7 +10,7 @@ export { FileSource } from './io/file-source.js';
 export { FileSink, StreamSink } from './io/file-sink.js';
 export { normalizeReference, type ReferencePolicy } from './io/resolver.js';
 export type { Extent, ExtentKind, LayerExtent } from './extent.js';
-export { EXTENT_KINDS } from './extent.js';
+export { EXTENT_KINDS, isStored, pushMerged } from './extent.js';
 export type {
   DiskLayer,
   DiskWriter,

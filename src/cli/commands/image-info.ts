@@ -1,6 +1,5 @@
 /** `ferry image info FILE [--json]`: format, subformat, sizes, chain, warnings. */
-import type { Disk } from '../../disk/index.js';
-import { isStored } from '../../disk/extent.js';
+import { isStored, type Disk } from '../../disk/index.js';
 import { COMMON_IMAGE_OPTIONS, needPositionals, parse } from '../args.js';
 import { formatBytes, writeJson } from '../output.js';
 import { withDisk } from './image-open.js';
