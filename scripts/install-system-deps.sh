@@ -8,6 +8,7 @@ PACKAGES=(
   qemu-system-x86   # boots images in end-to-end tests
   zstd              # creates zstd-compressed qcow2 fixtures via qemu-img (zstd is linked in) and CLI checks
   coreutils
+  time              # GNU time: peak RSS in benchmarks
 )
 
 missing=()

@@ -1,0 +1,214 @@
+/**
+ * Disk engine benchmark: `ferry image convert/checksum` against `qemu-img` on the same
+ * files in the same run, printing ratios (ferry time / qemu-img time; lower is better)
+ * and the targets of the disk engine issue. Also checks that memory stays flat on a
+ * 2 TiB-virtual sparse image.
+ *
+ *   npm run build && node dist/bench/disk-engine.js [--size 2G] [--dir /tmp/ferry-bench] [--runs 3]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureMixedDisk } from './mixed-disk.js';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const FERRY = join(ROOT, 'bin', 'ferry');
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '2G' },
+    dir: { type: 'string', default: '/tmp/ferry-bench' },
+    runs: { type: 'string', default: '3' },
+    only: { type: 'string' },
+  },
+});
+const SIZE = parseSize(values.size as string);
+const DIR = values.dir as string;
+const RUNS = Number(values.runs);
+
+function parseSize(s: string): number {
+  const m = /^(\d+)([KMGT]?)$/i.exec(s);
+  if (!m) throw new Error(`bad size ${s}`);
+  return (
+    Number(m[1]) *
+    ({ '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase()] ?? 1)
+  );
+}
+
+interface Timed {
+  seconds: number;
+  maxRssKiB: number;
+}
+
+/** Runs a shell command under GNU time; best wall time of RUNS runs, max RSS of the best. */
+function time(cmd: string, before?: () => void): Timed {
+  let best: Timed | undefined;
+  for (let i = 0; i < RUNS; i++) {
+    before?.();
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %M', 'bash', '-c', `set -o pipefail; ${cmd}`], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+    const last = r.stderr.trim().split('\n').pop() ?? '';
+    const [sec, rss] = last.split(' ').map(Number);
+    const t = { seconds: sec ?? NaN, maxRssKiB: rss ?? NaN };
+    if (!best || t.seconds < best.seconds) best = t;
+  }
+  return best as Timed;
+}
+
+function rmf(...paths: string[]): () => void {
+  return () => {
+    for (const p of paths) spawnSync('rm', ['-f', p]);
+  };
+}
+
+interface Row {
+  case: string;
+  ferry: number;
+  qemu: number;
+  target: string;
+  ok: boolean;
+}
+
+async function main(): Promise<void> {
+  await mkdir(DIR, { recursive: true });
+  const raw = join(DIR, 'mixed.raw');
+  await ensureMixedDisk(raw, SIZE);
+  const q = (n: string) => join(DIR, n);
+  // Reference inputs written by qemu-img, read by both tools.
+  execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, q('src.qcow2')]);
+  execFileSync('qemu-img', [
+    'convert',
+    '-f',
+    'raw',
+    '-O',
+    'vmdk',
+    '-o',
+    'subformat=streamOptimized',
+    raw,
+    q('src.vmdk'),
+  ]);
+  const rows: Row[] = [];
+  const want = (name: string) => !values.only || name.includes(values.only);
+  const add = (name: string, ferry: Timed, qemu: Timed, max: number) => {
+    const ratio = ferry.seconds / qemu.seconds;
+    rows.push({
+      case: name,
+      ferry: ferry.seconds,
+      qemu: qemu.seconds,
+      target: `≤ ${max}×`,
+      ok: ratio <= max,
+    });
+    print(rows[rows.length - 1] as Row);
+  };
+
+  if (want('raw → qcow2'))
+    add(
+      'convert raw → qcow2',
+      time(`${FERRY} image convert ${raw} ${q('f.qcow2')} -O qcow2 --no-progress`, rmf(q('f.qcow2'))),
+      time(`qemu-img convert -f raw -O qcow2 ${raw} ${q('r.qcow2')}`, rmf(q('r.qcow2'))),
+      1.2,
+    );
+  if (want('qcow2 → raw'))
+    add(
+      'convert qcow2 → raw',
+      time(`${FERRY} image convert ${q('src.qcow2')} ${q('f.raw')} -O raw --no-progress`, rmf(q('f.raw'))),
+      time(`qemu-img convert -f qcow2 -O raw ${q('src.qcow2')} ${q('r.raw')}`, rmf(q('r.raw'))),
+      1.2,
+    );
+  if (want('vmdk → raw'))
+    add(
+      'convert VMDK streamOptimized → raw',
+      time(`${FERRY} image convert ${q('src.vmdk')} ${q('f2.raw')} -O raw --no-progress`, rmf(q('f2.raw'))),
+      time(`qemu-img convert -f vmdk -O raw ${q('src.vmdk')} ${q('r2.raw')}`, rmf(q('r2.raw'))),
+      1.0,
+    );
+  if (want('raw → vmdk'))
+    add(
+      'convert raw → VMDK streamOptimized',
+      time(
+        `${FERRY} image convert ${raw} ${q('f.vmdk')} -O vmdk --subformat streamOptimized --no-progress`,
+        rmf(q('f.vmdk')),
+      ),
+      time(
+        `qemu-img convert -f raw -O vmdk -o subformat=streamOptimized ${raw} ${q('r.vmdk')}`,
+        rmf(q('r.vmdk')),
+      ),
+      0.5,
+    );
+  if (want('checksum'))
+    for (const [name, file, fmt] of [
+      ['checksum raw', raw, 'raw'],
+      ['checksum qcow2', q('src.qcow2'), 'qcow2'],
+    ] as const) {
+      add(
+        name,
+        time(`${FERRY} image checksum ${file} --no-progress > /dev/null`),
+        time(`qemu-img convert -f ${fmt} -O raw ${file} /dev/stdout | sha256sum > /dev/null`),
+        1.2,
+      );
+    }
+  if (want('sparse')) sparse();
+
+  console.log(
+    '\nmachine:',
+    cpus().length,
+    'x',
+    cpus()[0]?.model,
+    '| node',
+    process.version,
+    '|',
+    qemuVersion(),
+  );
+  console.log(`disk: ${SIZE} bytes mixed (50 % random, 30 % zeros, 20 % text), best of ${RUNS} runs`);
+  console.log('\n| case | ferry (s) | qemu-img (s) | ratio | target | met |');
+  console.log('| --- | ---: | ---: | ---: | --- | --- |');
+  for (const r of rows) {
+    console.log(
+      `| ${r.case} | ${r.ferry.toFixed(2)} | ${r.qemu.toFixed(2)} | ${(r.ferry / r.qemu).toFixed(2)} | ${r.target} | ${r.ok ? 'yes' : 'NO'} |`,
+    );
+  }
+  await rm(join(DIR, 'f.qcow2'), { force: true });
+}
+
+/** 2 TiB virtual qcow2 with 64 MiB of scattered data: memory must stay flat. */
+function sparse(): void {
+  const big = join(DIR, 'sparse-2t.qcow2');
+  spawnSync('rm', ['-f', big]);
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', big, '2T']);
+  const cmds: string[] = [];
+  for (let i = 0; i < 64; i++) cmds.push('-c', `write -P ${i + 1} ${i * 32}G 1M`);
+  execFileSync('qemu-io', ['-f', 'qcow2', ...cmds, big]);
+  const map = time(`${FERRY} image map ${big} --json > /dev/null`);
+  const info = time(`${FERRY} image info ${big} --json > /dev/null`);
+  const conv = time(
+    `${FERRY} image convert ${big} ${join(DIR, 'sparse-copy.qcow2')} -O qcow2 --force --no-progress`,
+  );
+  for (const [name, t] of [
+    ['map', map],
+    ['info', info],
+    ['convert → qcow2', conv],
+  ] as const) {
+    const mib = t.maxRssKiB / 1024;
+    console.log(
+      `2 TiB sparse qcow2 ${name}: ${t.seconds.toFixed(2)} s, peak RSS ${mib.toFixed(0)} MiB (target < 200 MiB) ${mib < 200 ? 'ok' : 'NO'}`,
+    );
+  }
+  spawnSync('rm', ['-f', big, join(DIR, 'sparse-copy.qcow2')]);
+}
+
+function qemuVersion(): string {
+  return execFileSync('qemu-img', ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
+}
+
+function print(r: Row): void {
+  console.log(
+    `${r.case}: ferry ${r.ferry.toFixed(2)} s, qemu-img ${r.qemu.toFixed(2)} s, ratio ${(r.ferry / r.qemu).toFixed(2)} (target ${r.target}) ${r.ok ? 'ok' : 'MISSED'}`,
+  );
+}
+
+await main();
