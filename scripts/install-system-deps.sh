@@ -8,6 +8,7 @@ PACKAGES=(
   qemu-system-x86   # boots images in end-to-end tests
   zstd              # creates zstd-compressed qcow2 fixtures via qemu-img (zstd is linked in) and CLI checks
   coreutils
+  awscli            # /usr/bin/aws 2.9.19: the unmodified `aws sms` CLI for API conformance tests
   time              # GNU time: peak RSS in benchmarks
 )
 

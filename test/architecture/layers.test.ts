@@ -16,7 +16,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   errors: [],
   disk: ['errors'],
   store: ['disk', 'errors'],
-  cli: ['disk', 'store', 'errors'],
+  db: ['errors'],
+  connectors: ['disk', 'errors'],
+  replication: ['connectors', 'store', 'disk', 'errors'],
+  launch: ['store', 'disk', 'errors'],
+  control: ['replication', 'launch', 'connectors', 'store', 'disk', 'db', 'errors'],
+  api: ['control', 'errors'],
+  // The CLI wires the process together (server, connector, local commands).
+  cli: ['api', 'control', 'replication', 'launch', 'connectors', 'store', 'disk', 'db', 'errors'],
 };
 
 const FS_MODULES = ['node:fs', 'node:fs/promises', 'fs', 'fs/promises'];
