@@ -121,3 +121,120 @@ export const InternalError = defineError(
   false,
   'An unexpected internal error; please report it with the command that caused it.',
 );
+
+// ── Control plane: database, domain, API edge ───────────────────────────────────────
+// src/api maps these to SMS `__type` names; nothing below the API knows those names.
+export const DatabaseUnavailableError = defineError(
+  'FERRY_DATABASE_UNAVAILABLE',
+  'io',
+  true,
+  'The database cannot be reached (connection refused, timed out or closed).',
+);
+export const DatabaseConflictError = defineError(
+  'FERRY_DATABASE_CONFLICT',
+  'refused',
+  false,
+  'A write conflicts with a row that already exists (duplicate key).',
+);
+export const DatabaseSchemaTooNewError = defineError(
+  'FERRY_DATABASE_SCHEMA_TOO_NEW',
+  'unsupported',
+  false,
+  'The database was migrated by a newer Ferry than this one; upgrade Ferry.',
+);
+export const ParameterMissingError = defineError(
+  'FERRY_PARAMETER_MISSING',
+  'invalid-argument',
+  false,
+  'A required request parameter is absent.',
+);
+export const NotFoundError = defineError(
+  'FERRY_NOT_FOUND',
+  'not-found',
+  false,
+  'The named resource (server, connector, application, run, key) does not exist.',
+);
+export const JobNotFoundError = defineError(
+  'FERRY_JOB_NOT_FOUND',
+  'not-found',
+  false,
+  'No replication job has the given id (or it was deleted).',
+);
+export const JobExistsError = defineError(
+  'FERRY_JOB_EXISTS',
+  'refused',
+  false,
+  'The server already has a replication job; delete it before creating another.',
+);
+export const ServerNotReplicableError = defineError(
+  'FERRY_SERVER_NOT_REPLICABLE',
+  'refused',
+  false,
+  'The server cannot be replicated (unknown to the catalog, no disks, or its connector is gone).',
+);
+export const NoConnectorsError = defineError(
+  'FERRY_NO_CONNECTORS',
+  'refused',
+  false,
+  'No healthy connector can serve the request.',
+);
+export const RunLimitExceededError = defineError(
+  'FERRY_RUN_LIMIT_EXCEEDED',
+  'refused',
+  false,
+  'The job has used its on-demand replication runs for the last 24 hours.',
+);
+export const OperationNotPermittedError = defineError(
+  'FERRY_OPERATION_NOT_PERMITTED',
+  'refused',
+  false,
+  'The operation is not allowed in the current state of the resource.',
+);
+export const UnknownOperationError = defineError(
+  'FERRY_API_UNKNOWN_OPERATION',
+  'invalid-argument',
+  false,
+  'The request names no operation, or one the API does not have (X-Amz-Target).',
+);
+export const SerializationError = defineError(
+  'FERRY_API_SERIALIZATION',
+  'invalid-argument',
+  false,
+  'The request body is not valid JSON, or a member has the wrong JSON type.',
+);
+export const AuthMissingError = defineError(
+  'FERRY_AUTH_MISSING',
+  'refused',
+  false,
+  'The request is not signed (no Authorization header).',
+);
+export const AuthIncompleteError = defineError(
+  'FERRY_AUTH_INCOMPLETE',
+  'refused',
+  false,
+  'The Authorization header or the signed headers are malformed or incomplete.',
+);
+export const AuthUnknownKeyError = defineError(
+  'FERRY_AUTH_UNKNOWN_KEY',
+  'refused',
+  false,
+  'The access key id is unknown or revoked, or its session token does not match.',
+);
+export const AuthSignatureMismatchError = defineError(
+  'FERRY_AUTH_SIGNATURE_MISMATCH',
+  'refused',
+  false,
+  'The request signature does not match the one computed with the secret key.',
+);
+export const AuthExpiredError = defineError(
+  'FERRY_AUTH_EXPIRED',
+  'refused',
+  false,
+  'The request time is outside the allowed clock-skew window, or its temporary key expired.',
+);
+export const AuthReplayedError = defineError(
+  'FERRY_AUTH_REPLAYED',
+  'refused',
+  false,
+  'The same signed request was already accepted; a replayed signature is refused.',
+);
