@@ -5,9 +5,10 @@
 import { InvalidArgumentError } from '../../errors/index.js';
 import type { FormatDriver, FormatName } from '../layer.js';
 import { rawDriver } from './raw/index.js';
+import { vmdkDriver } from './vmdk/index.js';
 import { vhdDriver } from './vhd/index.js';
 
-export const DRIVERS: readonly FormatDriver[] = [vhdDriver, rawDriver];
+export const DRIVERS: readonly FormatDriver[] = [vmdkDriver, vhdDriver, rawDriver];
 
 export function driverFor(name: string): FormatDriver {
   const d = DRIVERS.find((x) => x.name === name);
