@@ -7,8 +7,9 @@ import type { FormatDriver, FormatName } from '../layer.js';
 import { rawDriver } from './raw/index.js';
 import { vmdkDriver } from './vmdk/index.js';
 import { vhdDriver } from './vhd/index.js';
+import { vhdxDriver } from './vhdx/index.js';
 
-export const DRIVERS: readonly FormatDriver[] = [vmdkDriver, vhdDriver, rawDriver];
+export const DRIVERS: readonly FormatDriver[] = [vhdxDriver, vmdkDriver, vhdDriver, rawDriver];
 
 export function driverFor(name: string): FormatDriver {
   const d = DRIVERS.find((x) => x.name === name);
