@@ -1,0 +1,124 @@
+/**
+ * Rows as plain records. The database knows their shape, not their meaning: states are
+ * strings here and become closed unions in src/control, which owns the rules. Nested
+ * values (`facts`, `body`, configurations) are JSON the control plane wrote itself.
+ */
+
+export interface AccessKeyRecord {
+  readonly accessKeyId: string;
+  /** AES-256-GCM envelope of the secret (src/control/keys), never the secret itself. */
+  readonly secretCiphertext: string;
+  /** SHA-256 (hex) of the session token of a temporary key; null for long-term keys. */
+  readonly sessionTokenHash: string | null;
+  readonly description: string;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+}
+
+export interface ConnectorRecord {
+  readonly connectorId: string;
+  /** 'local' (built into the server) or 'remote'. */
+  readonly kind: string;
+  readonly version: string;
+  readonly capabilities: readonly string[];
+  readonly vmManagerId: string;
+  readonly vmManagerName: string;
+  readonly vmManagerType: string | null;
+  readonly ipAddress: string | null;
+  readonly macAddress: string | null;
+  readonly associatedOn: number;
+  readonly lastHeartbeatAt: number;
+  readonly disassociatedAt: number | null;
+}
+
+export interface ServerRecord {
+  readonly serverId: string;
+  readonly connectorId: string;
+  readonly vmManagerId: string;
+  readonly vmId: string;
+  readonly vmName: string;
+  readonly vmManagerName: string | null;
+  readonly vmManagerType: string | null;
+  readonly vmPath: string | null;
+  /** What the connector reported: disks, CPU, memory, NICs, descriptor (JSON). */
+  readonly facts: unknown;
+  readonly replicationJobId: string | null;
+  readonly replicationJobTerminated: boolean;
+  readonly importedAt: number;
+}
+
+export interface JobRecord {
+  readonly replicationJobId: string;
+  readonly serverId: string;
+  /** The server as it was when the job was created (JSON), so a job outlives the catalog. */
+  readonly server: unknown;
+  readonly seedReplicationTime: number;
+  readonly frequency: number | null;
+  readonly runOnce: boolean;
+  readonly nextRunAt: number | null;
+  readonly licenseType: string | null;
+  readonly roleName: string | null;
+  readonly description: string | null;
+  readonly numberOfRecentAmisToKeep: number;
+  readonly encrypted: boolean;
+  readonly kmsKeyId: string | null;
+  readonly latestAmiId: string | null;
+  readonly state: string;
+  readonly statusMessage: string;
+  readonly consecutiveFailures: number;
+  readonly appId: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface RunRecord {
+  readonly replicationRunId: string;
+  readonly replicationJobId: string;
+  readonly type: string;
+  readonly state: string;
+  readonly statusMessage: string;
+  readonly stage: string | null;
+  readonly stageProgress: string | null;
+  readonly amiId: string | null;
+  readonly scheduledStartTime: number;
+  readonly startedAt: number | null;
+  readonly completedTime: number | null;
+  readonly description: string | null;
+  readonly encrypted: boolean;
+  readonly kmsKeyId: string | null;
+  /** The itinerary step the run is at (null before the first). */
+  readonly step: string | null;
+  /** Outputs of the steps done so far (JSON), persisted after each step. */
+  readonly checkpoint: unknown;
+  /** Bytes done/total, rate, ETA (JSON) while a step copies data. */
+  readonly progress: unknown;
+  /** Which worker holds the run, and until when (a crashed worker's lease expires). */
+  readonly leaseOwner: string | null;
+  readonly leaseUntil: number | null;
+  readonly attempts: number;
+  readonly createdAt: number;
+}
+
+export interface AppRecord {
+  readonly appId: string;
+  readonly clientToken: string | null;
+  /** Summary fields, server groups and tags (JSON). */
+  readonly body: unknown;
+  readonly replicationConfig: unknown;
+  readonly launchConfig: unknown;
+  readonly validationConfig: unknown;
+  readonly validationOutputs: unknown;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface TemplateRecord {
+  readonly templateId: string;
+  readonly appId: string;
+  /** 'template' or 'change-set'. */
+  readonly kind: string;
+  readonly format: string;
+  readonly body: string;
+  readonly createdAt: number;
+}
