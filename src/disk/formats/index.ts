@@ -4,12 +4,13 @@
  */
 import { InvalidArgumentError } from '../../errors/index.js';
 import type { FormatDriver, FormatName } from '../layer.js';
+import { qcow2Driver } from './qcow2/index.js';
 import { rawDriver } from './raw/index.js';
 import { vmdkDriver } from './vmdk/index.js';
 import { vhdDriver } from './vhd/index.js';
 import { vhdxDriver } from './vhdx/index.js';
 
-export const DRIVERS: readonly FormatDriver[] = [vhdxDriver, vmdkDriver, vhdDriver, rawDriver];
+export const DRIVERS: readonly FormatDriver[] = [qcow2Driver, vhdxDriver, vmdkDriver, vhdDriver, rawDriver];
 
 export function driverFor(name: string): FormatDriver {
   const d = DRIVERS.find((x) => x.name === name);
