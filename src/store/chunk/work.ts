@@ -1,0 +1,124 @@
+/**
+ * The CPU work of writing an image, on one batch of consecutive blocks: the same pure
+ * functions run inline or in worker threads (pool.ts). Hashing comes first (every block);
+ * sealing (compress + encrypt) only for the blocks the main thread found to be new.
+ */
+import { createHash } from 'node:crypto';
+import { chunkIdOf } from '../crypto/keys.js';
+import { ID_BYTES } from '../layout.js';
+import { BLOB_DATA, sealBlob, type SealedBlob } from './blob.js';
+import type { Compression } from './compress.js';
+
+export interface HashResult {
+  /** n × 32 bytes: chunk ids, all-zero for zero blocks. */
+  readonly ids: Buffer;
+  /** n × 32 bytes: SHA-256 of each block (zero blocks included), for the checksum. */
+  readonly digests: Buffer;
+  /** 1 where the block is all zeros. */
+  readonly zero: Uint8Array;
+}
+
+const ZERO_PAGE = Buffer.alloc(64 * 1024);
+const zeroDigests = new Map<number, Buffer>();
+
+/** SHA-256 of `length` zero bytes (cached per length). */
+export function zeroDigest(length: number): Buffer {
+  let d = zeroDigests.get(length);
+  if (!d) {
+    const h = createHash('sha256');
+    for (let left = length; left > 0; left -= ZERO_PAGE.length) {
+      h.update(ZERO_PAGE.subarray(0, Math.min(left, ZERO_PAGE.length)));
+    }
+    d = h.digest();
+    zeroDigests.set(length, d);
+  }
+  return d;
+}
+
+export function isZero(buf: Buffer): boolean {
+  for (let off = 0; off < buf.length; off += ZERO_PAGE.length) {
+    const n = Math.min(ZERO_PAGE.length, buf.length - off);
+    if (!buf.subarray(off, off + n).equals(ZERO_PAGE.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+export function blockCount(length: number, blockSize: number): number {
+  return Math.ceil(length / blockSize);
+}
+
+export function hashBlocks(idKey: Buffer, data: Buffer, blockSize: number): HashResult {
+  const n = blockCount(data.length, blockSize);
+  const ids = Buffer.alloc(n * ID_BYTES);
+  const digests = Buffer.allocUnsafe(n * ID_BYTES);
+  const zero = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const block = data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length));
+    if (isZero(block)) {
+      zero[i] = 1;
+      zeroDigest(block.length).copy(digests, i * ID_BYTES);
+      continue;
+    }
+    const digest = createHash('sha256').update(block).digest();
+    digest.copy(digests, i * ID_BYTES);
+    chunkIdOf(idKey, digest).copy(ids, i * ID_BYTES);
+  }
+  return { ids, digests, zero };
+}
+
+/** Seals the blocks at `picks` (indexes into the batch) with their ids from `ids`. */
+export function sealBlocks(
+  encKey: Buffer,
+  data: Buffer,
+  blockSize: number,
+  picks: readonly number[],
+  ids: Buffer,
+): SealedBlob[] {
+  return picks.map((i) => {
+    const block = data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length));
+    return sealBlob(encKey, BLOB_DATA, Buffer.from(ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES)), block);
+  });
+}
+
+/** Sealed blobs flattened for a transfer between threads (one ArrayBuffer, no copies). */
+export interface PackedBlobs {
+  readonly bytes: Buffer;
+  /** Per blob: stored length, raw length, compression. */
+  readonly meta: Uint32Array;
+  readonly ids: Buffer;
+}
+
+export function packBlobs(blobs: readonly SealedBlob[]): PackedBlobs {
+  const total = blobs.reduce((s, b) => s + b.length, 0);
+  const bytes = Buffer.allocUnsafe(total);
+  const meta = new Uint32Array(blobs.length * 3);
+  const ids = Buffer.allocUnsafe(blobs.length * ID_BYTES);
+  let off = 0;
+  blobs.forEach((b, i) => {
+    b.bytes.copy(bytes, off);
+    off += b.length;
+    meta[i * 3] = b.length;
+    meta[i * 3 + 1] = b.rawLength;
+    meta[i * 3 + 2] = b.compression;
+    b.id.copy(ids, i * ID_BYTES);
+  });
+  return { bytes, meta, ids };
+}
+
+export function unpackBlobs(p: PackedBlobs): SealedBlob[] {
+  const out: SealedBlob[] = [];
+  let off = 0;
+  for (let i = 0; i < p.meta.length / 3; i++) {
+    const length = p.meta[i * 3] as number;
+    out.push({
+      id: p.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES),
+      type: BLOB_DATA,
+      compression: p.meta[i * 3 + 2] as Compression,
+      length,
+      rawLength: p.meta[i * 3 + 1] as number,
+      bytes: p.bytes.subarray(off, off + length),
+    });
+    off += length;
+  }
+  return out;
+}
