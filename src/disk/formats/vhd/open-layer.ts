@@ -22,18 +22,20 @@ import { DISK_TYPE, DYN_HEADER_SIZE, F, FOOTER_SIZE } from './layout.js';
 import { DynamicVhdLayer, FixedVhdLayer, readParent } from './reader.js';
 
 /**
- * Content probe: "conectix" at offset 0 (as QEMU probes), or a valid fixed-disk footer
- * (cookie, checksum, type 2) in the last 512 bytes. Never throws.
+ * Content probe: "conectix" at offset 0 (as QEMU probes), or a valid footer (cookie,
+ * checksum, known disk type) in the last 512 bytes: how a fixed VHD is found. Never throws.
  */
 export async function probeVhd(src: ByteSource): Promise<boolean> {
   try {
     if (src.size < FOOTER_SIZE) return false;
     if (hasFooterCookie(await src.read(0, 8))) return true;
     const tail = await src.read(src.size - FOOTER_SIZE, FOOTER_SIZE);
+    // Any known type: a dynamic disk that lost its copy at offset 0 is then reported as a
+    // damaged VHD rather than silently read as a raw disk.
     return (
       hasFooterCookie(tail) &&
       tail.readUInt32BE(F.checksum) === vhdChecksum(tail, F.checksum) &&
-      tail.readUInt32BE(F.diskType) === DISK_TYPE.fixed
+      Object.values(DISK_TYPE).includes(tail.readUInt32BE(F.diskType) as 2 | 3 | 4)
     );
   } catch {
     return false;

@@ -112,7 +112,7 @@ test('fixed: 1 MiB-aligned size, footer only at the end, also written to a pipe'
   }
 });
 
-test('probe: conectix at 0, or a valid fixed footer at the end; garbage is not a VHD', async () => {
+test('probe: conectix at 0, or a valid footer at the end; garbage is not a VHD', async () => {
   const probe = (b: Buffer) => vhdDriver.probe(new MemorySource(b));
   assert.equal(await probe(Buffer.alloc(0)), false);
   assert.equal(await probe(Buffer.alloc(4096)), false);
@@ -121,6 +121,9 @@ test('probe: conectix at 0, or a valid fixed footer at the end; garbage is not a
   const badSum = Buffer.from(fixed);
   flipByte(badSum, fixed.length - 512 + F.timestamp);
   assert.equal(await probe(badSum), false);
+  const lostCopy = await writeVhd(MiB, []);
+  lostCopy.fill(0, 0, 512);
+  assert.equal(await probe(lostCopy), true); // then refused as corrupt, not read as raw
   assert.equal(await probe(Buffer.from('conectix')), false); // < 512 bytes
   assert.equal(await probe(Buffer.concat([Buffer.from('conectix'), Buffer.alloc(600)])), true);
 });
