@@ -191,6 +191,8 @@ export class DynamicVhdLayer implements DiskLayer {
     if (extents.length === 1 && only?.kind === 'data' && only.fileOffset !== undefined) {
       return this.#src.read(only.fileOffset, length);
     }
+    const compact = await this.#readCompacting(offset, length, extents);
+    if (compact) return compact;
     const out = Buffer.allocUnsafe(length);
     // Group data runs that lie close together in the file into one source read each.
     const groups: { start: number; end: number; runs: LayerExtent[] }[] = [];
@@ -225,6 +227,40 @@ export class DynamicVhdLayer implements DiskLayer {
 
   close(): Promise<void> {
     return this.#src.close();
+  }
+
+  /**
+   * The common dense case: the range is all data, in blocks laid out one after another in
+   * the file (only bitmaps in between). One source read covers it; the bitmaps are then
+   * squeezed out in place (memmove within the buffer just read), which costs far less than
+   * copying every byte into a second, fresh buffer. Undefined when the case does not apply.
+   */
+  async #readCompacting(offset: number, length: number, extents: LayerExtent[]): Promise<Buffer | undefined> {
+    const first = extents[0];
+    const last = extents[extents.length - 1];
+    if (!first || !last || first.fileOffset === undefined || last.fileOffset === undefined) return undefined;
+    const start = first.fileOffset;
+    const end = last.fileOffset + last.length;
+    if (end - start > MAX_JOINED_READ) return undefined;
+    let prev: LayerExtent | undefined;
+    for (const e of extents) {
+      if (e.kind !== 'data' || e.fileOffset === undefined) return undefined;
+      if (
+        prev &&
+        (e.fileOffset < (prev.fileOffset as number) + prev.length ||
+          e.fileOffset - ((prev.fileOffset as number) + prev.length) > MAX_READ_GAP)
+      ) {
+        return undefined;
+      }
+      prev = e;
+    }
+    const buf = await this.#src.read(start, end - start);
+    for (const e of extents) {
+      const from = (e.fileOffset as number) - start;
+      const to = e.offset - offset;
+      if (from !== to) buf.copyWithin(to, from, from + e.length);
+    }
+    return buf.subarray(0, length);
   }
 
   /** Loads what is needed to know the state of every block in [from, to) bytes. */

@@ -14,10 +14,10 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, OutputTooLargeError } from '../../../errors/index.js';
 import type { BlockSink } from '../../io/block-sink.js';
-import { CoalescingWriter } from '../../io/coalesce.js';
 import type { DiskWriter, WriterOptions } from '../../layer.js';
 import { MAX_METADATA_TABLE_BYTES } from '../../limits.js';
 import { buildBat, buildDynamicHeader, buildFooter, vhdNow } from './build.js';
+import { ViewCoalescer } from './views.js';
 import {
   BAT_UNALLOCATED,
   DEFAULT_BLOCK_SIZE,
@@ -110,13 +110,13 @@ function outOfRange(offset: number, length: number, size: number): never {
 class FixedVhdWriter implements DiskWriter {
   readonly blockSize = WRITE_UNIT;
   readonly #sink: BlockSink;
-  readonly #out: CoalescingWriter;
+  readonly #out: ViewCoalescer;
   readonly #size: number;
 
   constructor(sink: BlockSink, size: number) {
     this.#sink = sink;
     this.#size = size;
-    this.#out = new CoalescingWriter(sink);
+    this.#out = new ViewCoalescer(sink);
   }
 
   async writeBlock(offset: number, data: Buffer): Promise<void> {
@@ -144,7 +144,7 @@ class FixedVhdWriter implements DiskWriter {
 class DynamicVhdWriter implements DiskWriter {
   readonly blockSize = WRITE_UNIT;
   readonly #sink: BlockSink;
-  readonly #out: CoalescingWriter;
+  readonly #out: ViewCoalescer;
   readonly #size: number;
   readonly #vhdBlock: number;
   readonly #bitmap: Buffer;
@@ -156,7 +156,7 @@ class DynamicVhdWriter implements DiskWriter {
     this.#sink = sink;
     this.#size = size;
     this.#vhdBlock = vhdBlock;
-    this.#out = new CoalescingWriter(sink);
+    this.#out = new ViewCoalescer(sink);
     this.#bitmap = Buffer.alloc(bitmapBytes(vhdBlock), 0xff);
     this.#bat = new Uint32Array(Math.ceil(size / vhdBlock)).fill(BAT_UNALLOCATED);
     this.#nextFree = this.#tableOffset + roundUp(this.#bat.length * 4, SECTOR);
