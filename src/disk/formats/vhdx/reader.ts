@@ -74,8 +74,8 @@ export async function openVhdx(src: ByteSource): Promise<DiskLayer> {
     replay = replayLog(name, bytes, { logGuid: header.logGuid, logOffset: log.offset, fileSize: src.size });
     file = new OverlaySource(src, flatten(replay.writes), replay.fileSize);
     warnings.push(
-      `the log held ${replay.entries} unapplied entr${replay.entries === 1 ? 'y' : 'ies'}; ` +
-        'they were replayed in memory (the file was not modified)',
+      `the log held ${replay.entries} unapplied entr${replay.entries === 1 ? 'y' : 'ies'}, ` +
+        'replayed in memory (the file was not modified)',
     );
   }
 
