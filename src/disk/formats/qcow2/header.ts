@@ -7,10 +7,10 @@
  * (every table must lie inside the file, nothing may overlap the header cluster).
  * 64-bit fields stay bigint until checked against a limit, then become numbers.
  */
-import { ImageTruncatedError } from '../../../errors/index.js';
 import { MAX_VIRTUAL_SIZE } from '../../limits.js';
 import type { FormatName } from '../../layer.js';
-import { corrupt, pastEnd, tooLarge, unsupported } from './errors.js';
+import { corrupt, tooLarge, unsupported } from './errors.js';
+import { bitList, checkTable, need } from './fields.js';
 import { parseExtensions, type FeatureName } from './extensions.js';
 import {
   AUTOCLEAR_BITMAPS,
@@ -354,55 +354,4 @@ export function parseHeader(cluster0: Buffer, fileSize: number, file: string): Q
     bitmaps: ext.bitmaps && (autoclear & AUTOCLEAR_BITMAPS) !== 0n,
     featureNames: ext.featureNames,
   });
-}
-
-/**
- * A cluster-aligned table of `bytes` at the u64 offset stored at `field`: aligned, not
- * overlapping the header cluster, inside the file. Returns the offset (0 when empty).
- */
-function checkTable(
-  buf: Buffer,
-  field: number,
-  bytes: number,
-  cs: number,
-  fileSize: number,
-  file: string,
-  name: string,
-  what: string,
-): number {
-  const raw = buf.readBigUInt64BE(field);
-  if (bytes === 0) return 0;
-  if (raw % BigInt(cs) !== 0n) throw corrupt(file, name, `${what} offset is not cluster aligned`, raw);
-  if (raw === 0n) throw corrupt(file, name, `${what} overlaps the header`, raw);
-  if (raw + BigInt(bytes) > BigInt(fileSize)) {
-    throw pastEnd(
-      file,
-      name,
-      what,
-      raw > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(raw),
-      bytes,
-      fileSize,
-    );
-  }
-  return Number(raw);
-}
-
-function need(buf: Buffer, bytes: number, file: string): void {
-  if (buf.length < bytes) {
-    throw new ImageTruncatedError(
-      `${file}: qcow2 header needs ${bytes} bytes but the file has ${buf.length}`,
-      {
-        format: 'qcow2',
-        field: 'header',
-        length: bytes,
-        size: buf.length,
-      },
-    );
-  }
-}
-
-function bitList(mask: bigint): number[] {
-  const out: number[] = [];
-  for (let b = 0; b < 64; b++) if ((mask >> BigInt(b)) & 1n) out.push(b);
-  return out;
 }

@@ -45,7 +45,6 @@ class Qcow2Layer implements DiskLayer {
   readonly info: LayerInfo;
   readonly #src: ByteSource;
   readonly #dataSource: ByteSource | undefined;
-  readonly #hdr: Qcow2Header;
   readonly #l1: Buffer;
   readonly #g: Geometry;
   readonly #tables: TableCache;
@@ -56,7 +55,6 @@ class Qcow2Layer implements DiskLayer {
   constructor(src: ByteSource, hdr: Qcow2Header, l1: Buffer, dataSource: ByteSource | undefined) {
     this.#src = src;
     this.#dataSource = dataSource;
-    this.#hdr = hdr;
     this.#l1 = l1;
     const cs = hdr.clusterSize;
     const metadata: [number, number][] = [[0, cs]];
