@@ -19,3 +19,25 @@ export {
 export { Repository, type InitOptions, type OpenOptions } from './repo/repository.js';
 export type { RepoConfig } from './repo/config.js';
 export * as storeLayout from './layout.js';
+export type { ServerImage, DiskImage, DiskStats } from './manifest/record.js';
+export { isImageId, newImageId } from './manifest/record.js';
+export { CHECKSUM_ALGORITHM, TreeChecksum } from './manifest/checksum.js';
+export { treeShape, type TreeShape } from './manifest/tree.js';
+export { writeImage, type WriteImageOptions } from './write/image-writer.js';
+export {
+  openImageDisk,
+  exportImage,
+  type ImageView,
+  type ExportResult,
+  type OpenImageOptions,
+} from './read/open.js';
+export { ImageLayer } from './read/image-layer.js';
+export {
+  getImage,
+  listImages,
+  deleteImage,
+  applyRetention,
+  listIncomplete,
+  type IncompleteWrite,
+} from './images/images.js';
+export { RepoLock, listLocks, removeStaleLocks, type LockInfo, type LockKind } from './lock/lock.js';

@@ -34,9 +34,19 @@ export function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-/** The chunk id of content whose SHA-256 is `digest`. */
+/** The chunk id of data whose SHA-256 is `digest`. */
 export function chunkIdOf(idKey: Buffer, digest: Buffer): Buffer {
   return createHmac('sha256', idKey).update(digest).digest();
+}
+
+const TREE_DOMAIN = Buffer.from([1]);
+
+/**
+ * The id of a tree node: HMAC over 0x01 ‖ SHA-256(content), so a data block can never
+ * share an id with a tree node, whatever bytes a guest writes.
+ */
+export function treeIdOf(idKey: Buffer, content: Buffer): Buffer {
+  return createHmac('sha256', idKey).update(TREE_DOMAIN).update(sha256(content)).digest();
 }
 
 export function hmac(key: Buffer, data: Buffer | string): Buffer {

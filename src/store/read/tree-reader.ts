@@ -1,0 +1,110 @@
+/**
+ * Walks an image's manifest tree: the block references of any block range, with a
+ * byte-bounded LRU of decoded nodes, so random access costs at most `depth` node fetches
+ * and memory does not grow with the disk. Every node is checked against the shape: a node
+ * with the wrong number of references is corrupt, whatever its authentication says.
+ */
+import { StoreCorruptError } from '../../errors/index.js';
+import { BLOB_TREE } from '../chunk/blob.js';
+import { idKey } from '../index/chunk-index.js';
+import { ID_BYTES } from '../layout.js';
+import { blocksPerNode, childCount, isZeroRef, type TreeShape } from '../manifest/tree.js';
+import type { ChunkFetcher } from './fetch.js';
+
+/** Decoded tree nodes kept per open image: 16 MiB (256 nodes of 64 KiB). */
+const NODE_CACHE_BYTES = 16 * 1024 * 1024;
+
+export class TreeReader {
+  readonly shape: TreeShape;
+  readonly #root: Buffer;
+  readonly #fetcher: ChunkFetcher;
+  readonly #cache = new Map<string, Buffer>();
+  #cacheBytes = 0;
+
+  constructor(shape: TreeShape, root: Buffer, fetcher: ChunkFetcher) {
+    this.shape = shape;
+    this.#root = root;
+    this.#fetcher = fetcher;
+  }
+
+  /** References of blocks [first, first+count), count × 32 bytes (zero ref for zero blocks). */
+  async blockRefs(first: number, count: number): Promise<Buffer> {
+    const out = Buffer.alloc(count * ID_BYTES);
+    if (count > 0 && this.shape.depth > 0) {
+      await this.#walk(this.shape.depth, 0, this.#root, first, first + count, first, out);
+    }
+    return out;
+  }
+
+  /** Every node id of the tree (GC marking and check), each visited subtree once per `seen`. */
+  async forEachNode(
+    seen: Set<string>,
+    visit: (level: number, content: Buffer) => void | Promise<void>,
+  ): Promise<void> {
+    const walk = async (level: number, index: number, ref: Buffer): Promise<void> => {
+      if (isZeroRef(ref) || seen.has(idKey(ref))) return;
+      seen.add(idKey(ref));
+      const node = await this.#node(level, index, ref);
+      await visit(level, node);
+      if (level > 1) {
+        for (let c = 0; c < node.length / ID_BYTES; c++) {
+          await walk(
+            level - 1,
+            index * this.shape.fanout + c,
+            node.subarray(c * ID_BYTES, (c + 1) * ID_BYTES),
+          );
+        }
+      }
+    };
+    if (this.shape.depth > 0) await walk(this.shape.depth, 0, this.#root);
+  }
+
+  async #walk(
+    level: number,
+    index: number,
+    ref: Buffer,
+    from: number,
+    to: number,
+    base: number,
+    out: Buffer,
+  ) {
+    if (isZeroRef(ref)) return;
+    const node = await this.#node(level, index, ref);
+    const span = blocksPerNode(this.shape, level - 1);
+    const nodeStart = index * blocksPerNode(this.shape, level);
+    const cFirst = Math.max(0, Math.floor((from - nodeStart) / span));
+    const cLast = Math.min(node.length / ID_BYTES - 1, Math.floor((to - 1 - nodeStart) / span));
+    for (let c = cFirst; c <= cLast; c++) {
+      const child = node.subarray(c * ID_BYTES, (c + 1) * ID_BYTES);
+      if (level === 1) child.copy(out, (nodeStart + c - base) * ID_BYTES);
+      else await this.#walk(level - 1, index * this.shape.fanout + c, child, from, to, base, out);
+    }
+  }
+
+  async #node(level: number, index: number, ref: Buffer): Promise<Buffer> {
+    const key = idKey(ref);
+    const hit = this.#cache.get(key);
+    if (hit) {
+      this.#cache.delete(key);
+      this.#cache.set(key, hit);
+    } else {
+      const node = await this.#fetcher.fetch(ref, BLOB_TREE);
+      const expected = childCount(this.shape, level, index) * ID_BYTES;
+      if (node.length !== expected) {
+        throw new StoreCorruptError(
+          `tree node ${ref.toString('hex').slice(0, 16)}… (level ${level}, #${index}) has ` +
+            `${node.length / ID_BYTES} references, the disk's shape needs ${expected / ID_BYTES}`,
+          { node: ref.toString('hex'), level, index },
+        );
+      }
+      this.#cache.set(key, node);
+      this.#cacheBytes += node.length;
+      for (const [k, v] of this.#cache) {
+        if (this.#cacheBytes <= NODE_CACHE_BYTES) break;
+        this.#cache.delete(k);
+        this.#cacheBytes -= v.length;
+      }
+    }
+    return this.#cache.get(key) as Buffer;
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Writes one disk of an image: stream it through the disk engine, hash every block in
+ * parallel, store only new chunks, build the manifest tree, checkpoint committed pages.
+ *
+ * Batches (4 MiB reads) go through two ordered stages so that parallelism never changes
+ * the outcome:
+ *   decide (in batch order): look each hashed block up in the index / this write's queue;
+ *            new ones are reserved and sent back to the workers to be sealed;
+ *   apply  (in batch order): add the sealed blobs to packs, push references into the tree
+ *            and digests into the checksum, then maybe checkpoint.
+ * A page (level-1 node) is checkpointed only when every blob added before it was indexed
+ * (PackSink.watermark), so a checkpoint never names a chunk that is not stored.
+ */
+import { chunks, type Disk } from '../../disk/index.js';
+import type { SealedBlob } from '../chunk/blob.js';
+import { BLOB_TREE, sealBlob } from '../chunk/blob.js';
+import type { HashResult } from '../chunk/work.js';
+import { treeIdOf } from '../crypto/keys.js';
+import { idKey } from '../index/chunk-index.js';
+import { ID_BYTES } from '../layout.js';
+import { TreeChecksum } from '../manifest/checksum.js';
+import type { DiskStats } from '../manifest/record.js';
+import { TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../manifest/tree.js';
+import type { WriteContext } from './context.js';
+import { OffsetDisk } from './offset-disk.js';
+import { writeCheckpoint, type DiskProgress } from './staging.js';
+
+export interface DiskResult {
+  readonly root: string;
+  readonly checksum: string;
+  readonly stats: DiskStats;
+}
+
+interface PageState {
+  ref?: Buffer;
+  digest?: Buffer;
+  seq?: number;
+  stats?: DiskStats;
+}
+
+interface Batch {
+  decide(): Promise<void>;
+  apply(): Promise<void>;
+}
+
+export class DiskRun {
+  readonly #ctx: WriteContext;
+  readonly #disk: Disk;
+  readonly #index: number;
+  readonly #resume: DiskProgress;
+  readonly shape: TreeShape;
+  readonly tree: TreeBuilder;
+  readonly sum: TreeChecksum;
+  readonly stats: { -readonly [K in keyof DiskStats]: number };
+  readonly #pages = new Map<number, PageState>();
+  #nextPage: number;
+  #cpSeq: number;
+  #lastCp = 0;
+  #cpChain: Promise<void> = Promise.resolve();
+  #cpFailure: unknown;
+
+  constructor(ctx: WriteContext, disk: Disk, index: number, resume: DiskProgress) {
+    this.#ctx = ctx;
+    this.#disk = disk;
+    this.#index = index;
+    this.#resume = resume;
+    const { blockSize, fanout } = ctx.repo.config;
+    this.shape = treeShape(disk.virtualSize, blockSize, fanout);
+    this.stats = { ...resume.stats };
+    this.tree = new TreeBuilder(
+      this.shape,
+      (level, content) => this.#storeNode(content),
+      (level, i, ref) => {
+        if (level === 1) Object.assign(this.#page(i), { ref, seq: ctx.sink.seq, stats: { ...this.stats } });
+      },
+    );
+    this.sum = new TreeChecksum(this.shape, (i, digest) => {
+      this.#page(i).digest = digest;
+    });
+    this.tree.seedPages(resume.pages);
+    this.sum.seedPages(resume.digests);
+    this.#nextPage = resume.pages.length;
+    this.#cpSeq = resume.nextSeq;
+  }
+
+  async run(): Promise<DiskResult> {
+    const { blockSize: bs } = this.shape;
+    const start = Math.min(this.shape.blocks, this.#resume.pages.length * this.shape.fanout) * bs;
+    this.#ctx.progress(start, 0);
+    if (start < this.shape.virtualSize) {
+      const view = start > 0 ? new OffsetDisk(this.#disk, start) : this.#disk;
+      let decided: Promise<void> = Promise.resolve();
+      let applied: Promise<void> = Promise.resolve();
+      const inflight: Promise<void>[] = [];
+      const opts = { blockSize: bs, chunkBytes: this.#ctx.buffers.size, depth: 2, signal: this.#ctx.signal };
+      for await (const c of chunks(view, opts)) {
+        const item: Batch = c.data
+          ? await this.#dataBatch(c.data)
+          : this.#zeroBatch(Math.ceil(c.length / bs), c.length);
+        const d: Promise<void> = decided.then(() => item.decide());
+        const a: Promise<void> = Promise.all([applied, d]).then(() => item.apply());
+        d.catch(() => {});
+        a.catch(() => {});
+        decided = d;
+        applied = a;
+        inflight.push(a);
+        while (inflight.length >= this.#ctx.maxInflight) await inflight.shift();
+        await this.#ctx.sink.backpressure();
+        this.#checkCp();
+      }
+      for (const p of inflight) await p;
+    }
+    const root = this.tree.finish().toString('hex');
+    const checksum = this.sum.digest();
+    await this.#ctx.sink.flush();
+    this.maybeCheckpoint({ root, checksum });
+    await this.#cpChain;
+    this.#checkCp();
+    return { root, checksum, stats: { ...this.stats } };
+  }
+
+  /** Writes a checkpoint of the pages that became safe, when due (or always when `done`). */
+  maybeCheckpoint(done?: { root: string; checksum: string }): void {
+    const wm = this.#ctx.sink.watermark();
+    const ready: PageState[] = [];
+    for (let p = this.#nextPage; ; p++) {
+      const s = this.#pages.get(p);
+      if (!s?.ref || !s.digest || s.seq === undefined || s.seq > wm) break;
+      ready.push(s);
+    }
+    if (!done && (ready.length === 0 || Date.now() - this.#lastCp < this.#ctx.checkpointMs)) return;
+    const firstPage = this.#nextPage;
+    for (let p = firstPage; p < firstPage + ready.length; p++) this.#pages.delete(p);
+    this.#nextPage += ready.length;
+    this.#lastCp = Date.now();
+    const cp = {
+      disk: this.#index,
+      seq: this.#cpSeq++,
+      firstPage,
+      pages: Buffer.concat(ready.map((s) => s.ref as Buffer)),
+      digests: Buffer.concat(ready.map((s) => s.digest as Buffer)),
+      stats: done ? { ...this.stats } : (ready[ready.length - 1]?.stats ?? { ...this.stats }),
+      ...(done ? { done } : {}),
+    };
+    this.#cpChain = this.#cpChain.then(async () => {
+      this.#ctx.lock.assertFresh();
+      await writeCheckpoint(this.#ctx.repo, this.#ctx.imageId, cp);
+    });
+    this.#cpChain.catch((err: unknown) => {
+      this.#cpFailure ??= err;
+    });
+  }
+
+  #checkCp(): void {
+    if (this.#cpFailure !== undefined) throw this.#cpFailure;
+  }
+
+  #page(i: number): PageState {
+    let s = this.#pages.get(i);
+    if (!s) this.#pages.set(i, (s = {}));
+    return s;
+  }
+
+  #storeNode(content: Buffer): Buffer {
+    const id = treeIdOf(this.#ctx.repo.keys.idKey, content);
+    const key = idKey(id);
+    if (!this.#ctx.sink.hasKey(key) && !this.#ctx.reserved.has(key)) {
+      const blob = sealBlob(this.#ctx.repo.keys.encKey, BLOB_TREE, id, content);
+      this.#ctx.sink.add(blob);
+      this.stats.storedBytes += blob.length;
+    }
+    return id;
+  }
+
+  #zeroBatch(blocks: number, length: number): Batch {
+    return {
+      decide: async () => {},
+      apply: async () => {
+        this.tree.pushZeroBlocks(blocks);
+        this.sum.pushZeroBlocks(blocks);
+        this.stats.zeroBlocks += blocks;
+        this.#ctx.progress(length, 0);
+        this.maybeCheckpoint();
+      },
+    };
+  }
+
+  async #dataBatch(data: Buffer): Promise<Batch> {
+    const ctx = this.#ctx;
+    const bs = this.shape.blockSize;
+    const buf = await ctx.buffers.acquire();
+    data.copy(buf);
+    const batch = buf.subarray(0, data.length);
+    let released = false;
+    const release = () => {
+      if (!released) ctx.buffers.release(buf);
+      released = true;
+    };
+    const hashed = ctx.codec.hash(batch, bs);
+    hashed.catch(release);
+    let r: HashResult;
+    const picks: number[] = [];
+    let sealed: Promise<SealedBlob[]> = Promise.resolve([]);
+    return {
+      decide: async () => {
+        r = await hashed;
+        for (let i = 0; i < r.zero.length; i++) {
+          if (r.zero[i]) continue;
+          const key = idKey(r.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+          if (ctx.sink.hasKey(key) || ctx.reserved.has(key)) continue;
+          ctx.reserved.add(key);
+          picks.push(i);
+        }
+        if (picks.length === 0) release();
+        else {
+          sealed = ctx.codec.seal(batch, bs, picks, r.ids);
+          sealed.then(release, release);
+        }
+      },
+      apply: async () => {
+        const blobs = await sealed;
+        const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
+        for (let i = 0; i < r.zero.length; i++) {
+          if (r.zero[i]) {
+            this.tree.pushBlockRef(ZERO_REF);
+            this.stats.zeroBlocks++;
+          } else {
+            const id = r.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+            const blob = byBlock.get(i);
+            if (blob) {
+              ctx.sink.add(blob);
+              ctx.reserved.delete(idKey(id));
+              this.stats.newChunks++;
+              this.stats.newBytes += blob.rawLength;
+              this.stats.storedBytes += blob.length;
+            }
+            this.tree.pushBlockRef(id);
+            this.stats.dataBlocks++;
+          }
+          this.sum.pushDigest(r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+        }
+        ctx.progress(data.length, data.length);
+        this.maybeCheckpoint();
+      },
+    };
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * A view of a disk from `start` to its end, so a resumed write streams only the part after
+ * its last checkpoint through the disk engine's `chunks()`. Does not own the inner disk.
+ */
+import type { Disk, Extent } from '../../disk/index.js';
+
+export class OffsetDisk implements Disk {
+  readonly virtualSize: number;
+  readonly layers: Disk['layers'];
+  readonly names: Disk['names'];
+  readonly #inner: Disk;
+  readonly #start: number;
+
+  constructor(inner: Disk, start: number) {
+    this.#inner = inner;
+    this.#start = start;
+    this.virtualSize = inner.virtualSize - start;
+    this.layers = inner.layers;
+    this.names = inner.names;
+  }
+
+  async *map(offset = 0, length = this.virtualSize - offset): AsyncGenerator<Extent> {
+    for await (const e of this.#inner.map(this.#start + offset, length))
+      yield { ...e, offset: e.offset - this.#start };
+  }
+
+  read(offset: number, length: number): Promise<Buffer> {
+    return this.#inner.read(this.#start + offset, length);
+  }
+
+  async close(): Promise<void> {}
+}
