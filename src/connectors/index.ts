@@ -1,0 +1,25 @@
+/**
+ * Connectors: adapters next to a source that describe it, report its inventory and open
+ * its disks. The first source is a folder of VM exports, served by the built-in local
+ * connector. (Remote connectors speak the protocol in docs/connector-protocol.md.)
+ */
+export type {
+  Connector,
+  ConnectorCapability,
+  ConnectorDescriptor,
+  InventoryCollector,
+  InventoryDisk,
+  InventoryNic,
+  InventoryServer,
+  ServerFacts,
+  SourceClient,
+  VmManagerType,
+} from './types.js';
+export { CONNECTOR_CAPABILITIES, VM_MANAGER_TYPES } from './types.js';
+export {
+  createFolderConnector,
+  MAX_SERVERS_PER_FOLDER,
+  type FolderConnectorOptions,
+} from './folder/connector.js';
+export { parseVmx, type VmxFacts } from './folder/vmx.js';
+export { parseOvf, type OvfFacts } from './folder/ovf.js';
