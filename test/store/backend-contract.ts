@@ -58,6 +58,13 @@ export function backendContract(name: string, make: () => Promise<Backend>): voi
     await b.close();
   });
 
+  void test(`${name}: a put of several buffers stores their concatenation`, async () => {
+    const b = await make();
+    await b.put('index/0002', [Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')]);
+    assert.equal((await b.get('index/0002')).toString(), 'abcde');
+    await b.close();
+  });
+
   void test(`${name}: concurrent puts of different keys all land`, async () => {
     const b = await make();
     await Promise.all(Array.from({ length: 20 }, (_, i) => b.put(`locks/l${i}`, Buffer.from(String(i)))));

@@ -3,7 +3,7 @@
  * Five operations and one guarantee, so a local directory and an S3-compatible bucket fit
  * behind the same interface:
  *
- * - `put` is atomic: readers (and a process that restarts after a crash) see the object
+ * - `put` is atomic (the data may come as several buffers, written in order): readers (and a process that restarts after a crash) see the object
  *   either complete or absent, never partial. Overwriting replaces it atomically.
  * - `get` returns exactly the bytes asked for, or throws: FERRY_STORE_MISSING_CHUNK when the
  *   object does not exist, FERRY_STORE_TRUNCATED when a range passes its end.
@@ -28,7 +28,7 @@ export interface ByteRange {
 export interface Backend {
   /** Where the repository lives, for messages ("/srv/repo", "s3://bucket/prefix"). */
   readonly location: string;
-  put(key: string, data: Buffer): Promise<void>;
+  put(key: string, data: Buffer | readonly Buffer[]): Promise<void>;
   get(key: string, range?: ByteRange): Promise<Buffer>;
   /** Every object under `prefix` ("" or ending in "/"), in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
@@ -62,6 +62,10 @@ export function checkRange(location: string, key: string, size: number, range: B
       { key, offset, length, size },
     );
   }
+}
+
+export function byteLength(data: Buffer | readonly Buffer[]): number {
+  return Buffer.isBuffer(data) ? data.length : data.reduce((s, b) => s + b.length, 0);
 }
 
 export function missingObject(location: string, key: string): never {

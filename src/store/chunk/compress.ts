@@ -20,8 +20,11 @@ let cctx: InstanceType<typeof zstd.CCtx> | undefined;
 let dctx: InstanceType<typeof zstd.DCtx> | undefined;
 let scratch = Buffer.alloc(0);
 
-/** zstd(data) when it saves at least 1/32, else data itself. */
-export function compressIfWorth(
+/**
+ * zstd(data) when it saves at least 1/32, else data itself. The compressed payload is a
+ * view of a scratch buffer, valid only until the next call (use it, or copy it, at once).
+ */
+export function compressView(
   data: Buffer,
   level = ZSTD_LEVEL,
 ): { payload: Buffer; compression: Compression } {
@@ -30,7 +33,16 @@ export function compressIfWorth(
   if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
   const n = cctx.compress(scratch, data, level);
   if (n > data.length - (data.length >> 5)) return { payload: data, compression: COMPRESSION_NONE };
-  return { payload: Buffer.from(scratch.subarray(0, n)), compression: COMPRESSION_ZSTD };
+  return { payload: scratch.subarray(0, n), compression: COMPRESSION_ZSTD };
+}
+
+/** Like {@link compressView}, with a payload of its own. */
+export function compressIfWorth(
+  data: Buffer,
+  level = ZSTD_LEVEL,
+): { payload: Buffer; compression: Compression } {
+  const r = compressView(data, level);
+  return r.compression === COMPRESSION_NONE ? r : { ...r, payload: Buffer.from(r.payload) };
 }
 
 /** Inflates `payload` to exactly `rawLength` bytes or throws FERRY_STORE_CORRUPT. */

@@ -31,7 +31,7 @@ export class InlineCodec implements ChunkCodec {
     return hashBlocks(this.#keys.idKey, batch, blockSize);
   }
   async seal(batch: Buffer, blockSize: number, picks: readonly number[], ids: Buffer): Promise<SealedBlob[]> {
-    return sealBlocks(this.#keys.encKey, batch, blockSize, picks, ids);
+    return unpackBlobs(sealBlocks(this.#keys.encKey, batch, blockSize, picks, ids));
   }
   async close(): Promise<void> {}
 }

@@ -6,8 +6,9 @@
 import { createHash } from 'node:crypto';
 import { chunkIdOf } from '../crypto/keys.js';
 import { ID_BYTES } from '../layout.js';
-import { BLOB_DATA, sealBlob, type SealedBlob } from './blob.js';
-import type { Compression } from './compress.js';
+import { SEAL_OVERHEAD, sealInto } from '../crypto/aead.js';
+import { blobAad, BLOB_DATA, type SealedBlob } from './blob.js';
+import { compressView, type Compression } from './compress.js';
 
 export interface HashResult {
   /** n × 32 bytes: chunk ids, all-zero for zero blocks. */
@@ -66,18 +67,36 @@ export function hashBlocks(idKey: Buffer, data: Buffer, blockSize: number): Hash
   return { ids, digests, zero };
 }
 
-/** Seals the blocks at `picks` (indexes into the batch) with their ids from `ids`. */
+/**
+ * Seals the blocks at `picks` (indexes into the batch) with their ids from `ids`, straight
+ * into one buffer (outside Node's pool, so a worker can transfer it without a copy).
+ */
 export function sealBlocks(
   encKey: Buffer,
   data: Buffer,
   blockSize: number,
   picks: readonly number[],
   ids: Buffer,
-): SealedBlob[] {
-  return picks.map((i) => {
-    const block = data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length));
-    return sealBlob(encKey, BLOB_DATA, Buffer.from(ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES)), block);
+): PackedBlobs {
+  const block = (i: number) => data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length));
+  // Room for the worst case (nothing compresses); the unused tail is never read.
+  const capacity = picks.reduce((s, i) => s + block(i).length + SEAL_OVERHEAD, 0);
+  const bytes = Buffer.from(new ArrayBuffer(capacity));
+  const meta = new Uint32Array(picks.length * 3);
+  const outIds = Buffer.from(new ArrayBuffer(picks.length * ID_BYTES));
+  let at = 0;
+  picks.forEach((b, j) => {
+    const raw = block(b);
+    const { payload, compression } = compressView(raw);
+    const id = ids.subarray(b * ID_BYTES, (b + 1) * ID_BYTES);
+    outIds.set(id, j * ID_BYTES);
+    const n = sealInto(encKey, payload, blobAad(BLOB_DATA, compression, raw.length, id), bytes, at);
+    meta[j * 3] = n;
+    meta[j * 3 + 1] = raw.length;
+    meta[j * 3 + 2] = compression;
+    at += n;
   });
+  return { bytes: bytes.subarray(0, at), meta, ids: outIds };
 }
 
 /** Sealed blobs flattened for a transfer between threads (one ArrayBuffer, no copies). */
@@ -86,23 +105,6 @@ export interface PackedBlobs {
   /** Per blob: stored length, raw length, compression. */
   readonly meta: Uint32Array;
   readonly ids: Buffer;
-}
-
-export function packBlobs(blobs: readonly SealedBlob[]): PackedBlobs {
-  const total = blobs.reduce((s, b) => s + b.length, 0);
-  const bytes = Buffer.allocUnsafe(total);
-  const meta = new Uint32Array(blobs.length * 3);
-  const ids = Buffer.allocUnsafe(blobs.length * ID_BYTES);
-  let off = 0;
-  blobs.forEach((b, i) => {
-    b.bytes.copy(bytes, off);
-    off += b.length;
-    meta[i * 3] = b.length;
-    meta[i * 3 + 1] = b.rawLength;
-    meta[i * 3 + 2] = b.compression;
-    b.id.copy(ids, i * ID_BYTES);
-  });
-  return { bytes, meta, ids };
 }
 
 export function unpackBlobs(p: PackedBlobs): SealedBlob[] {

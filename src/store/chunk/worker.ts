@@ -4,7 +4,7 @@
  * transferred buffers. Keys arrive once, in workerData.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { hashBlocks, packBlobs, sealBlocks } from './work.js';
+import { hashBlocks, sealBlocks } from './work.js';
 import type { WorkerRequest, WorkerResponse } from './pool.js';
 
 const data = workerData as { encKey: Uint8Array; idKey: Uint8Array };
@@ -22,12 +22,9 @@ port?.on('message', (m: WorkerRequest) => {
       reply = { seq: m.seq, op: 'hash', ids: r.ids, digests: r.digests, zero: r.zero };
     } else {
       const ids = Buffer.from(m.ids.buffer, m.ids.byteOffset, m.ids.byteLength);
-      const p = packBlobs(sealBlocks(encKey, bytes, m.blockSize, m.picks, ids));
-      // packBlobs allocates outside Node's Buffer pool only above 4 KiB; copy small ones.
-      const out = new Uint8Array(new ArrayBuffer(p.bytes.length));
-      out.set(p.bytes);
-      transfer.push(out.buffer);
-      reply = { seq: m.seq, op: 'seal', bytes: out, meta: p.meta, blobIds: p.ids };
+      const p = sealBlocks(encKey, bytes, m.blockSize, m.picks, ids);
+      transfer.push(p.bytes.buffer as ArrayBuffer);
+      reply = { seq: m.seq, op: 'seal', bytes: p.bytes, meta: p.meta, blobIds: p.ids };
     }
   } catch (err) {
     reply = { seq: m.seq, op: 'error', message: (err as Error).message };

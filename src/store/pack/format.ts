@@ -30,7 +30,9 @@ export interface PackEntry extends BlobEntry {
 
 export interface BuiltPack {
   readonly id: string;
-  readonly bytes: Buffer;
+  /** The pack's bytes, in order (blobs, header, trailer): written without concatenating. */
+  readonly parts: readonly Buffer[];
+  readonly size: number;
   readonly entries: readonly PackEntry[];
 }
 
@@ -59,8 +61,10 @@ export function buildPack(encKey: Buffer, blobs: readonly SealedBlob[]): BuiltPa
   const trailer = Buffer.allocUnsafe(TRAILER_BYTES);
   trailer.writeUInt32LE(sealedHeader.length, 0);
   PACK_MAGIC.copy(trailer, 4);
-  const bytes = Buffer.concat([...blobs.map((b) => b.bytes), sealedHeader, trailer]);
-  return { id: createHash('sha256').update(bytes).digest('hex'), bytes, entries };
+  const parts = [...blobs.map((b) => b.bytes), sealedHeader, trailer];
+  const hash = createHash('sha256');
+  for (const p of parts) hash.update(p);
+  return { id: hash.digest('hex'), parts, size: offset + sealedHeader.length + TRAILER_BYTES, entries };
 }
 
 /** Where the sealed header is, from the trailer (the last TRAILER_BYTES of the pack). */

@@ -121,7 +121,7 @@ export class PackSink {
 
   async #upload(blobs: SealedBlob[]): Promise<void> {
     const pack = buildPack(this.#repo.keys.encKey, blobs);
-    await this.#repo.backend.put(packKey(pack.id), pack.bytes);
+    await this.#repo.backend.put(packKey(pack.id), pack.parts);
     await writeIndexFile(this.#repo, [{ packId: pack.id, entries: pack.entries }]);
     this.#index.addPack(pack.id, pack.entries);
     for (const b of blobs) this.#pending.delete(idKey(b.id));

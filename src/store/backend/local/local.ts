@@ -37,7 +37,7 @@ export class LocalBackend implements Backend {
     return this.#root;
   }
 
-  async put(key: string, data: Buffer): Promise<void> {
+  async put(key: string, data: Buffer | readonly Buffer[]): Promise<void> {
     checkKey(key);
     const final = join(this.#root, key);
     await this.#ensureDir(dirname(final));
@@ -46,10 +46,13 @@ export class LocalBackend implements Backend {
     try {
       const fh = await open(tmp, 'wx', 0o600);
       try {
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await fh.write(data, done, data.length - done, done);
-          done += bytesWritten;
+        let pos = 0;
+        for (const part of Buffer.isBuffer(data) ? [data] : data) {
+          for (let done = 0; done < part.length;) {
+            const { bytesWritten } = await fh.write(part, done, part.length - done, pos + done);
+            done += bytesWritten;
+          }
+          pos += part.length;
         }
         await fh.sync();
       } finally {

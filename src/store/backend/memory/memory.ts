@@ -36,10 +36,10 @@ export class MemoryBackend implements Backend {
     if (this.faults.fail?.(op, key)) throw new IoError(`injected failure: ${op} ${key}`, { op, key });
   }
 
-  async put(key: string, data: Buffer): Promise<void> {
+  async put(key: string, data: Buffer | readonly Buffer[]): Promise<void> {
     checkKey(key);
     this.#op('put', key);
-    this.objects.set(key, Buffer.from(data));
+    this.objects.set(key, Buffer.isBuffer(data) ? Buffer.from(data) : Buffer.concat(data));
   }
 
   async get(key: string, range?: ByteRange): Promise<Buffer> {
