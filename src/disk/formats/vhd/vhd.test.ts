@@ -97,6 +97,22 @@ test('dynamic with 512 KiB blocks and a partial last block', async () => {
   assert.ok(data.subarray(0, 3 * MiB).equals(Buffer.alloc(3 * MiB)));
 });
 
+test('dynamic: blocks stored out of order in the file are read exactly', async () => {
+  const a = fill(2 * MiB, 7);
+  const b = fill(2 * MiB, 8);
+  // Written backwards: block 1 lands first in the file, block 0 after it.
+  const img = await writeVhd(4 * MiB, [
+    [2 * MiB, b],
+    [0, a],
+  ]);
+  const layer = await open(img);
+  assert.deepEqual(await layer.read(0, 4 * MiB), Buffer.concat([a, b]));
+  assert.deepEqual(
+    await layer.read(2 * MiB - 512, 1024),
+    Buffer.concat([a.subarray(-512), b.subarray(0, 512)]),
+  );
+});
+
 test('fixed: 1 MiB-aligned size, footer only at the end, also written to a pipe', async () => {
   for (const seekable of [true, false]) {
     const img = await writeVhd(SIZE, BLOCKS, { subformat: 'fixed', seekable });
