@@ -122,9 +122,45 @@ export function* grainsOf(
   }
 }
 
+/**
+ * Grains whose sampled byte entropy is at least this many bits per byte are stored (zlib
+ * level 0: still a valid zlib stream, so every reader inflates it). zlib gains < 1 % on
+ * such data (already compressed or encrypted content, ~7.99 bits) yet runs at ~25 MB/s
+ * on it at any level, against ~700 MB/s for stored blocks: this is most of the speed-up
+ * over qemu-img on real disks. Text is ~4.5 bits, machine code 5-6.5.
+ */
+export const STORE_ENTROPY_BITS = 7.5;
+/**
+ * Every 3rd byte is sampled (21846 samples per 64 KiB grain, ~25 µs of JS): an odd stride
+ * visits every byte lane of 2-, 4- and 8-byte structures instead of always the same one.
+ */
+const ENTROPY_STRIDE = 3;
+
+/** Shannon entropy (bits per byte) of a sample of `data`'s bytes. */
+export function sampledEntropy(data: Buffer): number {
+  const counts = new Uint32Array(256);
+  let n = 0;
+  for (let i = 0; i < data.length; i += ENTROPY_STRIDE, n++) {
+    const v = data[i] as number;
+    counts[v] = (counts[v] as number) + 1;
+  }
+  let bits = 0;
+  for (let b = 0; b < 256; b++) {
+    const c = counts[b] as number;
+    if (c > 0) bits -= (c / n) * Math.log2(c / n);
+  }
+  return bits;
+}
+
+/** Stored/poorly compressed output exceeds the input by a few bytes per 64 KiB: one chunk. */
+const DEFLATE_SLACK = 1024;
+
 function deflateGrain(data: Buffer): Promise<Buffer> {
+  const level = sampledEntropy(data) >= STORE_ENTROPY_BITS ? 0 : DEFLATE_LEVEL;
   return new Promise((resolve, reject) =>
-    deflate(data, { level: DEFLATE_LEVEL }, (err, out) => (err ? reject(err) : resolve(out))),
+    deflate(data, { level, chunkSize: data.length + DEFLATE_SLACK }, (err, out) =>
+      err ? reject(err) : resolve(out),
+    ),
   );
 }
 
