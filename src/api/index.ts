@@ -17,3 +17,4 @@ export { validateInput } from './validate.js';
 export { serializeOutput } from './serialize.js';
 export { toWireError } from './errors.js';
 export { OPERATIONS, TARGET_PREFIX } from './model/shapes.js';
+export { bindOperations } from './operations.js';

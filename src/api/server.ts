@@ -10,7 +10,7 @@
  * `{"__type", "message"}` with the status errors.ts gives; nothing else leaks.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { SerializationError, UnknownOperationError } from '../errors/index.js';
 import { toWireError } from './errors.js';
@@ -54,7 +54,7 @@ export function createApi(options: ApiOptions) {
   const replay = new ReplayGuard();
   const app = Fastify({
     loggerInstance: options.logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,
     genReqId: () => randomUUID(),
     return503OnClosing: true,

@@ -8,11 +8,15 @@ import { imageCompare } from './commands/image-compare.js';
 import { imageConvert } from './commands/image-convert.js';
 import { imageInfo } from './commands/image-info.js';
 import { imageMap } from './commands/image-map.js';
+import { keysCreate } from './commands/keys-create.js';
+import { keysList } from './commands/keys-list.js';
+import { keysRevoke } from './commands/keys-revoke.js';
+import { serverCommand } from './commands/server.js';
 import { reportError } from './output.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, Record<string, Command>> = {
+const COMMANDS: Record<string, Record<string, Command> | Command> = {
   image: {
     info: imageInfo,
     map: imageMap,
@@ -20,6 +24,8 @@ const COMMANDS: Record<string, Record<string, Command>> = {
     convert: imageConvert,
     compare: imageCompare,
   },
+  server: serverCommand,
+  keys: { create: keysCreate, list: keysList, revoke: keysRevoke },
 };
 
 const HELP = `ferry — self-hosted server migration
@@ -32,6 +38,10 @@ image commands (disk engine):
   ferry image checksum FILE                 SHA-256 of the raw virtual contents
   ferry image convert SRC DST -O FORMAT     formats: raw qcow2 vmdk vhd vhdx (see --help of each)
   ferry image compare A B                   exit 0 identical, 1 different
+
+control plane:
+  ferry server --data-dir DIR --listen HOST:PORT --insecure-http [--images-dir SRC]
+  ferry keys create|list|revoke [--data-dir DIR] [--json]   SigV4 access keys
 
 common options: -f FORMAT (source format; default: detected from content),
   --allow-external-references, --no-backing, --json, --progress / --no-progress
@@ -53,6 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     const commands = COMMANDS[group];
     if (!commands)
       throw new InvalidArgumentError(`unknown command group ${JSON.stringify(group)}\n\n${HELP}`);
+    if (typeof commands === 'function') return await commands(argv.slice(1));
     const fn = cmd ? commands[cmd] : undefined;
     if (!fn) {
       throw new InvalidArgumentError(

@@ -1,0 +1,113 @@
+/**
+ * Connectors as the control plane sees them: registered records with a heartbeat (what
+ * GetConnectors shows) and, for connectors running in this process, the live adapter the
+ * catalog and the run executor call. A connector is *usable* when it is associated,
+ * healthy and reachable.
+ */
+import type { Connector, ConnectorDescriptor } from '../connectors/index.js';
+import { repositories, type Database } from '../db/index.js';
+import { NoConnectorsError, NotFoundError } from '../errors/index.js';
+import type { Clock } from './clock.js';
+import { decodeToken, encodeToken, pageSize } from './paging.js';
+import { connectorView, HEARTBEAT_TIMEOUT_MS } from './views.js';
+
+export class ConnectorService {
+  readonly #db: Database;
+  readonly #clock: Clock;
+  readonly #live = new Map<string, Connector>();
+
+  constructor(db: Database, clock: Clock) {
+    this.#db = db;
+    this.#clock = clock;
+  }
+
+  /** Registers (or re-registers) a connector running in this process and records a heartbeat. */
+  async attach(connector: Connector): Promise<void> {
+    this.#live.set(connector.descriptor.connectorId, connector);
+    await this.#register(connector.descriptor);
+  }
+
+  detach(connectorId: string): void {
+    this.#live.delete(connectorId);
+  }
+
+  async heartbeat(connectorId: string): Promise<void> {
+    const n = await repositories(this.#db).connectors.update(connectorId, {
+      lastHeartbeatAt: this.#clock.now(),
+    });
+    if (n === 0)
+      throw new NotFoundError(`no connector ${connectorId}`, { resource: 'connector', connectorId });
+  }
+
+  async getConnectors(input: { nextToken?: string; maxResults?: number }) {
+    const page = await repositories(this.#db).connectors.page({
+      after: decodeToken('connectors', input.nextToken),
+      limit: pageSize(input.maxResults),
+    });
+    const now = this.#clock.now();
+    return {
+      connectorList: page.items.map((c) => connectorView(c, now)),
+      nextToken: encodeToken('connectors', page.next),
+    };
+  }
+
+  async disassociateConnector(input: { connectorId: string }): Promise<Record<string, never>> {
+    const r = repositories(this.#db);
+    const c = await r.connectors.get(input.connectorId);
+    if (!c || c.disassociatedAt !== null) {
+      throw new NotFoundError(`no connector ${input.connectorId} is associated`, {
+        resource: 'connector',
+        connectorId: input.connectorId,
+      });
+    }
+    await r.connectors.update(input.connectorId, { disassociatedAt: this.#clock.now() });
+    return {};
+  }
+
+  /** Live, associated, healthy connectors (what the catalog and runs may use). */
+  async usable(): Promise<Connector[]> {
+    const now = this.#clock.now();
+    const records = await repositories(this.#db).connectors.active();
+    return records
+      .filter((c) => now - c.lastHeartbeatAt <= HEARTBEAT_TIMEOUT_MS)
+      .map((c) => this.#live.get(c.connectorId))
+      .filter((c): c is Connector => c !== undefined);
+  }
+
+  /** The usable connector with this id, or FERRY_NO_CONNECTORS saying why not. */
+  async require(connectorId: string): Promise<Connector> {
+    const c = (await this.usable()).find((x) => x.descriptor.connectorId === connectorId);
+    if (!c) {
+      throw new NoConnectorsError(
+        `connector ${connectorId} is not available (disassociated, unhealthy, or not running in this server)`,
+        { connectorId },
+      );
+    }
+    return c;
+  }
+
+  async healthCounts(): Promise<{ healthy: number; unhealthy: number }> {
+    const now = this.#clock.now();
+    const records = await repositories(this.#db).connectors.active();
+    const healthy = records.filter((c) => now - c.lastHeartbeatAt <= HEARTBEAT_TIMEOUT_MS).length;
+    return { healthy, unhealthy: records.length - healthy };
+  }
+
+  async #register(d: ConnectorDescriptor): Promise<void> {
+    const now = this.#clock.now();
+    await repositories(this.#db).connectors.upsert({
+      connectorId: d.connectorId,
+      kind: d.kind,
+      version: d.version,
+      capabilities: [...d.capabilities],
+      vmManagerId: d.vmManagerId,
+      vmManagerName: d.vmManagerName,
+      vmManagerType: d.vmManagerType ?? null,
+      ipAddress: d.ipAddress ?? null,
+      macAddress: d.macAddress ?? null,
+      associatedOn: now,
+      lastHeartbeatAt: now,
+      disassociatedAt: null,
+    });
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The control plane's domain: catalog, connectors, replication jobs and runs, apps and
+ * their configurations, access keys. No HTTP here: the API edge binds SMS operations to
+ * these services.
+ */
+export { ControlPlane, type ControlPlaneOptions } from './control-plane.js';
+export { systemClock, ManualClock, type Clock } from './clock.js';
+export { KeyService, sha256, type AccessKeySummary, type NewAccessKey, type ResolvedKey } from './keys.js';
+export {
+  dataDir,
+  defaultDataDir,
+  ensureDataDir,
+  loadOrCreateMasterKey,
+  readConfig,
+  writeConfig,
+  databaseTarget,
+  createPrivateFile,
+  writePrivateFile,
+  type DataDir,
+  type DataDirConfig,
+} from './data-dir.js';
+export { DEFAULT_JOB_POLICY, MAX_FREQUENCY, type JobPolicy } from './jobs.js';
+export { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from './views.js';
+export {
+  JOB_STATES,
+  RUN_STATES,
+  JOB_TRANSITIONS,
+  RUN_TRANSITIONS,
+  type JobState,
+  type RunState,
+} from './states.js';
+export { newId, serverIdFor } from './ids.js';
+export { openControlPlane, type OpenControlOptions, type OpenedControlPlane } from './open.js';

@@ -1,0 +1,63 @@
+/**
+ * Opens the control plane of a data directory: creates the directory and master key on
+ * first use, opens (and migrates) its database — the SQLite file inside it, or the
+ * PostgreSQL URL recorded at first start — and wires the services.
+ */
+import { isPostgresUrl, openDatabase, type MigrationResult } from '../db/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import { ControlPlane, type ControlPlaneOptions } from './control-plane.js';
+import {
+  dataDir,
+  ensureDataDir,
+  loadOrCreateMasterKey,
+  readConfig,
+  writeConfig,
+  type DataDir,
+} from './data-dir.js';
+
+export interface OpenControlOptions extends Omit<ControlPlaneOptions, 'db' | 'masterKey'> {
+  readonly dataDir: string;
+  /** PostgreSQL URL; recorded in config.json so later commands use the same database. */
+  readonly database?: string;
+}
+
+export interface OpenedControlPlane {
+  readonly control: ControlPlane;
+  readonly dir: DataDir;
+  readonly migration: MigrationResult;
+  /** Where the data lives, without credentials. */
+  readonly databaseDescription: string;
+  close(): Promise<void>;
+}
+
+export async function openControlPlane(o: OpenControlOptions): Promise<OpenedControlPlane> {
+  const dir = dataDir(o.dataDir);
+  await ensureDataDir(dir);
+  const config = await readConfig(dir);
+  if (o.database !== undefined && !isPostgresUrl(o.database)) {
+    throw new InvalidArgumentError(
+      '--database takes a postgres:// URL (SQLite lives in the data directory)',
+      {
+        database: o.database.split('://')[0],
+      },
+    );
+  }
+  if (o.database !== undefined && config.database !== undefined && config.database !== o.database) {
+    throw new InvalidArgumentError(
+      `${dir.root} already uses another database (see ${dir.configPath}); omit --database or use another --data-dir`,
+    );
+  }
+  if (o.database !== undefined && config.database === undefined)
+    await writeConfig(dir, { database: o.database });
+  const masterKey = await loadOrCreateMasterKey(dir);
+  const { db, migration } = await openDatabase(o.database ?? config.database ?? dir.sqlitePath);
+  const { dataDir: _root, database: _db, ...rest } = o;
+  const control = new ControlPlane({ ...rest, db, masterKey });
+  return {
+    control,
+    dir,
+    migration,
+    databaseDescription: db.description,
+    close: () => db.close(),
+  };
+}
