@@ -41,3 +41,5 @@ export {
   type IncompleteWrite,
 } from './images/images.js';
 export { RepoLock, listLocks, removeStaleLocks, type LockInfo, type LockKind } from './lock/lock.js';
+export { collectGarbage, type GcOptions, type GcReport } from './gc/gc.js';
+export { checkRepository, type CheckIssue, type CheckOptions, type CheckReport } from './check/check.js';

@@ -72,7 +72,7 @@ export class RepoLock {
       const others = (await listLocks(repo)).filter((l) => l.live && l.id !== lock.id);
       const rival = others.find((l) =>
         kind === 'gc'
-          ? l.kind === 'gc' && l.id < lock.id
+          ? l.kind === 'gc' // any other holder wins; two at the same moment both back off (retryable)
           : kind === 'write' &&
             l.kind === 'write' &&
             options.image !== undefined &&

@@ -11,6 +11,43 @@ import { ID_BYTES } from '../layout.js';
 import { blocksPerNode, childCount, isZeroRef, type TreeShape } from '../manifest/tree.js';
 import type { ChunkFetcher } from './fetch.js';
 
+/** Refuses a node whose number of references disagrees with the disk's shape. */
+export function checkNode(shape: TreeShape, level: number, index: number, ref: Buffer, node: Buffer): void {
+  const expected = childCount(shape, level, index) * ID_BYTES;
+  if (node.length !== expected) {
+    throw new StoreCorruptError(
+      `tree node ${ref.toString('hex').slice(0, 16)}… (level ${level}, #${index}) has ` +
+        `${node.length / ID_BYTES} references, the disk's shape needs ${expected / ID_BYTES}`,
+      { node: ref.toString('hex'), level, index },
+    );
+  }
+}
+
+/**
+ * Visits every node of the subtree at (`level`, `index`) with reference `ref`, depth first,
+ * skipping zero subtrees and nodes already in `seen` (shared subtrees are walked once).
+ */
+export async function walkTree(
+  fetcher: ChunkFetcher,
+  shape: TreeShape,
+  level: number,
+  index: number,
+  ref: Buffer,
+  seen: Set<string>,
+  visit: (level: number, ref: Buffer, node: Buffer) => void,
+): Promise<void> {
+  if (isZeroRef(ref) || seen.has(idKey(ref))) return;
+  seen.add(idKey(ref));
+  const node = await fetcher.fetch(ref, BLOB_TREE);
+  checkNode(shape, level, index, ref, node);
+  visit(level, ref, node);
+  if (level === 1) return;
+  for (let c = 0; c < node.length / ID_BYTES; c++) {
+    const child = node.subarray(c * ID_BYTES, (c + 1) * ID_BYTES);
+    await walkTree(fetcher, shape, level - 1, index * shape.fanout + c, child, seen, visit);
+  }
+}
+
 /** Decoded tree nodes kept per open image: 16 MiB (256 nodes of 64 KiB). */
 const NODE_CACHE_BYTES = 16 * 1024 * 1024;
 
@@ -34,29 +71,6 @@ export class TreeReader {
       await this.#walk(this.shape.depth, 0, this.#root, first, first + count, first, out);
     }
     return out;
-  }
-
-  /** Every node id of the tree (GC marking and check), each visited subtree once per `seen`. */
-  async forEachNode(
-    seen: Set<string>,
-    visit: (level: number, content: Buffer) => void | Promise<void>,
-  ): Promise<void> {
-    const walk = async (level: number, index: number, ref: Buffer): Promise<void> => {
-      if (isZeroRef(ref) || seen.has(idKey(ref))) return;
-      seen.add(idKey(ref));
-      const node = await this.#node(level, index, ref);
-      await visit(level, node);
-      if (level > 1) {
-        for (let c = 0; c < node.length / ID_BYTES; c++) {
-          await walk(
-            level - 1,
-            index * this.shape.fanout + c,
-            node.subarray(c * ID_BYTES, (c + 1) * ID_BYTES),
-          );
-        }
-      }
-    };
-    if (this.shape.depth > 0) await walk(this.shape.depth, 0, this.#root);
   }
 
   async #walk(
@@ -89,14 +103,7 @@ export class TreeReader {
       this.#cache.set(key, hit);
     } else {
       const node = await this.#fetcher.fetch(ref, BLOB_TREE);
-      const expected = childCount(this.shape, level, index) * ID_BYTES;
-      if (node.length !== expected) {
-        throw new StoreCorruptError(
-          `tree node ${ref.toString('hex').slice(0, 16)}… (level ${level}, #${index}) has ` +
-            `${node.length / ID_BYTES} references, the disk's shape needs ${expected / ID_BYTES}`,
-          { node: ref.toString('hex'), level, index },
-        );
-      }
+      checkNode(this.shape, level, index, ref, node);
       this.#cache.set(key, node);
       this.#cacheBytes += node.length;
       for (const [k, v] of this.#cache) {

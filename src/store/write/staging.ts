@@ -160,10 +160,9 @@ export function checkResume(
 }
 
 export async function deleteStaging(repo: Repository, id: string): Promise<void> {
-  const objs = await listAll(repo.backend, stagingPrefix(id));
-  // Checkpoints first, meta last: a half-deleted staging still has its meta to be found.
-  for (const o of objs.filter((o) => !o.key.endsWith('/meta'))) await repo.backend.delete(o.key);
+  // Meta first: checkpoints without meta are an abandoned write (GC ignores and removes them).
   await repo.backend.delete(metaKey(id));
+  for (const o of await listAll(repo.backend, stagingPrefix(id))) await repo.backend.delete(o.key);
 }
 
 /** Image ids with staging objects. */
