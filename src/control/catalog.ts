@@ -147,6 +147,7 @@ export class CatalogService {
           connectorId: d.connectorId,
           vmManagerId: d.vmManagerId,
           vmId: s.vmId,
+          sortKey: `${d.vmManagerId}/${s.vmId}`,
           vmName: s.vmName,
           vmManagerName: d.vmManagerName,
           vmManagerType: s.vmManagerType ?? d.vmManagerType ?? null,

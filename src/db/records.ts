@@ -37,6 +37,8 @@ export interface ServerRecord {
   readonly connectorId: string;
   readonly vmManagerId: string;
   readonly vmId: string;
+  /** Catalog order: VM manager, then VM id (GetServers pages in this order). */
+  readonly sortKey: string;
   readonly vmName: string;
   readonly vmManagerName: string | null;
   readonly vmManagerType: string | null;

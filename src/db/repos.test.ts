@@ -8,6 +8,7 @@ const server = (i: number, patch: Partial<ServerRecord> = {}): ServerRecord => (
   connectorId: 'c-local',
   vmManagerId: 'vmm-1',
   vmId: `vm-${i}`,
+  sortKey: `vmm-1/vm-${String(i).padStart(4, '0')}`,
   vmName: `VM ${i}`,
   vmManagerName: 'folder',
   vmManagerType: null,

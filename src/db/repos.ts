@@ -63,13 +63,13 @@ export function repositories(x: SqlExecutor) {
         q: PageQuery,
         only?: readonly { vmManagerId: string; vmId: string }[],
       ): Promise<Page<ServerRecord>> {
-        if (!only) return keysetPage(x, t.servers, 'serverId', '', [], q);
+        if (!only) return keysetPage(x, t.servers, 'sortKey', '', [], q);
         if (only.length === 0) return Promise.resolve({ items: [] });
         const where = only.map(() => '(vm_manager_id = ? AND vm_id = ?)').join(' OR ');
         return keysetPage(
           x,
           t.servers,
-          'serverId',
+          'sortKey',
           where,
           only.flatMap((a) => [a.vmManagerId, a.vmId]),
           q,

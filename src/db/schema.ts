@@ -44,6 +44,7 @@ export const MIGRATIONS: readonly Migration[] = [
         connector_id TEXT NOT NULL,
         vm_manager_id TEXT NOT NULL,
         vm_id TEXT NOT NULL,
+        sort_key TEXT${bytewise(d)} NOT NULL,
         vm_name TEXT NOT NULL,
         vm_manager_name TEXT,
         vm_manager_type TEXT,
@@ -54,6 +55,7 @@ export const MIGRATIONS: readonly Migration[] = [
         imported_at BIGINT NOT NULL,
         UNIQUE (vm_manager_id, vm_id)
       )`,
+      `CREATE INDEX servers_by_sort_key ON servers (sort_key, server_id)`,
       `CREATE TABLE replication_jobs (
         replication_job_id TEXT${bytewise(d)} PRIMARY KEY,
         server_id TEXT NOT NULL,

@@ -40,6 +40,7 @@ export const servers = new Table<ServerRecord>('servers', 'serverId', {
   connectorId: ['connector_id', 'text'],
   vmManagerId: ['vm_manager_id', 'text'],
   vmId: ['vm_id', 'text'],
+  sortKey: ['sort_key', 'text'],
   vmName: ['vm_name', 'text'],
   vmManagerName: ['vm_manager_name', 'text'],
   vmManagerType: ['vm_manager_type', 'text'],
