@@ -48,6 +48,12 @@ export interface Geometry {
   readonly metadata: readonly (readonly [number, number])[];
 }
 
+/** The L2 table being mapped: its data must not point into it. */
+interface Table {
+  readonly g: Geometry;
+  readonly offset: number;
+}
+
 /** Bytes of guest disk one L2 table maps. */
 export function tableSpan(g: Geometry): number {
   return g.clusterSize * g.l2Entries;
@@ -55,17 +61,21 @@ export function tableSpan(g: Geometry): number {
 
 /**
  * Appends the runs of guest [from, to) to `out`. The range lies inside the span of L2
- * table `tableIndex`; `table` is that table's cluster, or undefined when the L1 entry is 0.
+ * table `tableIndex`; `loaded` is that table's cluster and file offset, or undefined when
+ * the L1 entry is 0.
  */
 export function mapTable(
   g: Geometry,
-  table: Buffer | undefined,
+  loaded: { readonly table: Buffer; readonly offset: number } | undefined,
   tableIndex: number,
   from: number,
   to: number,
   out: Run[],
 ): void {
-  if (!table) return pushRun(out, { kind: 'unallocated', offset: from, length: to - from });
+  if (!loaded) return pushRun(out, { kind: 'unallocated', offset: from, length: to - from });
+  const { table } = loaded;
+  // Data must not point into the image's metadata, this very L2 table included.
+  const t: Table = { g, offset: loaded.offset };
   const cs = g.clusterSize;
   const tableStart = tableIndex * tableSpan(g);
   let pos = from;
@@ -77,10 +87,10 @@ export function mapTable(
     const hi = table.readUInt32BE(at);
     const lo = table.readUInt32BE(at + 4);
     if (hi & HI_COMPRESSED) {
-      pushCompressed(g, hi, lo, cluster, pos, end, out);
+      pushCompressed(t, hi, lo, cluster, pos, end, out);
     } else if (g.extendedL2) {
       mapSubclusters(
-        g,
+        t,
         hi,
         lo,
         table.readUInt32BE(at + 12),
@@ -98,7 +108,7 @@ export function mapTable(
     } else {
       const host = standardOffset(g, hi, lo, cluster);
       if (host === undefined) pushRun(out, { kind: 'unallocated', offset: pos, length: end - pos });
-      else pushData(g, host + (pos - cluster), pos, end - pos, out);
+      else pushData(t, host + (pos - cluster), pos, end - pos, out);
     }
     pos = end;
   }
@@ -145,23 +155,25 @@ function hostCluster(g: Geometry, hi: number, lo: number, cluster: number): numb
 }
 
 /** A data run: checked inside its file and clear of the image's own metadata. */
-function pushData(g: Geometry, host: number, offset: number, length: number, out: Run[]): void {
+function pushData(t: Table, host: number, offset: number, length: number, out: Run[]): void {
+  const g = t.g;
   if (host + length > g.dataSize) {
     throw pastEnd(g.file, 'l2_entry', `data for guest offset ${offset}`, host, length, g.dataSize);
   }
-  if (!g.dataFile) checkOverlap(g, host, length, `data for guest offset ${offset}`);
+  if (!g.dataFile) checkOverlap(t, host, length, `data for guest offset ${offset}`);
   pushRun(out, { kind: 'data', offset, length, host });
 }
 
 function pushCompressed(
-  g: Geometry,
+  t: Table,
   hi: number,
   lo: number,
   cluster: number,
   pos: number,
   end: number,
   out: Run[],
-) {
+): void {
+  const g = t.g;
   if (g.dataFile) {
     throw corrupt(
       g.file,
@@ -200,13 +212,13 @@ function pushCompressed(
     );
   }
   const size = Math.min(stop, g.fileSize) - host;
-  checkOverlap(g, host, size, `compressed cluster for guest offset ${cluster}`);
+  checkOverlap(t, host, size, `compressed cluster for guest offset ${cluster}`);
   out.push({ kind: 'compressed', offset: pos, length: end - pos, cluster, host, size });
 }
 
 /** Extended L2: 32 subclusters, each allocated (data), zero, or unallocated. */
 function mapSubclusters(
-  g: Geometry,
+  t: Table,
   hi: number,
   lo: number,
   alloc: number,
@@ -216,6 +228,7 @@ function mapSubclusters(
   end: number,
   out: Run[],
 ): void {
+  const g = t.g;
   const host = standardOffset(g, hi, lo & ~LO_ZERO_FLAG, cluster);
   if (host === undefined && alloc !== 0) {
     throw corrupt(
@@ -248,17 +261,21 @@ function mapSubclusters(
       j++;
     }
     const stop = Math.min(cluster + j * sc, end);
-    if (state === 1) pushData(g, (host as number) + (p - cluster), p, stop - p, out);
+    if (state === 1) pushData(t, (host as number) + (p - cluster), p, stop - p, out);
     else pushRun(out, { kind: state === 2 ? 'zero' : 'unallocated', offset: p, length: stop - p });
     p = stop;
   }
 }
 
-function checkOverlap(g: Geometry, host: number, length: number, what: string): void {
+function checkOverlap(t: Table, host: number, length: number, what: string): void {
+  const g = t.g;
+  const hit = (start: number, stop: number) => host < stop && host + length > start;
   for (const [start, stop] of g.metadata) {
-    if (host < stop && host + length > start) {
+    if (hit(start, stop))
       throw corrupt(g.file, 'l2_entry', `${what} at ${host} overlaps image metadata at ${start}`, host);
-    }
+  }
+  if (hit(t.offset, t.offset + g.clusterSize)) {
+    throw corrupt(g.file, 'l2_entry', `${what} at ${host} overlaps its own L2 table`, host);
   }
 }
 

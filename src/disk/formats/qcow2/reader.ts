@@ -58,7 +58,9 @@ class Qcow2Layer implements DiskLayer {
     this.#l1 = l1;
     const cs = hdr.clusterSize;
     const metadata: [number, number][] = [[0, cs]];
-    if (hdr.l1Size > 0) metadata.push([hdr.l1Offset, hdr.l1Offset + hdr.l1Size * L1_ENTRY_BYTES]);
+    // Whole clusters: nothing else may live in the rest of the L1 table's last cluster.
+    const l1Clusters = Math.ceil((hdr.l1Size * L1_ENTRY_BYTES) / cs);
+    if (hdr.l1Size > 0) metadata.push([hdr.l1Offset, hdr.l1Offset + l1Clusters * cs]);
     if (hdr.refcountTableBytes > 0) {
       metadata.push([hdr.refcountTableOffset, hdr.refcountTableOffset + hdr.refcountTableBytes]);
     }
@@ -154,7 +156,7 @@ class Qcow2Layer implements DiskLayer {
     const last = Math.floor((end - 1) / span);
     for (let t = first; t <= last; t += TABLE_BATCH) {
       const stop = Math.min(last, t + TABLE_BATCH - 1);
-      const loads: Promise<Buffer | undefined>[] = [];
+      const loads: Promise<{ table: Buffer; offset: number } | undefined>[] = [];
       for (let i = t; i <= stop; i++) loads.push(this.#table(i));
       const tables = await Promise.all(loads);
       tables.forEach((table, k) => {
@@ -165,8 +167,8 @@ class Qcow2Layer implements DiskLayer {
     return out;
   }
 
-  /** L2 table `index`, undefined when its L1 entry is 0; the L1 entry is checked first. */
-  #table(index: number): Promise<Buffer | undefined> {
+  /** L2 table `index` and its offset, undefined when its L1 entry is 0; the entry is checked first. */
+  #table(index: number): Promise<{ table: Buffer; offset: number } | undefined> {
     const g = this.#g;
     const hi = this.#l1.readUInt32BE(index * L1_ENTRY_BYTES);
     const lo = this.#l1.readUInt32BE(index * L1_ENTRY_BYTES + 4);
@@ -198,7 +200,7 @@ class Qcow2Layer implements DiskLayer {
         );
       }
     }
-    return this.#tables.get(off);
+    return this.#tables.get(off).then((table) => ({ table, offset: off }));
   }
 
   /** Fetches compressed clusters (nearby ones with one read), inflates, copies into `out`. */
