@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { paginateGetServers, SMS, SMSServiceException } from '@aws-sdk/client-sms';
+import type { SMSServiceException } from '@aws-sdk/client-sms';
+import { paginateGetServers, SMS } from '@aws-sdk/client-sms';
 import { DIALECTS } from '../helpers/databases.js';
 import { makeImagesDir } from '../helpers/fixtures.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
