@@ -103,7 +103,7 @@ test('qemu-img vpc variants: checksum, size, map and convert agree with the orac
   const raw = join(dir, 'src.raw');
   await mixedRaw(raw, 7 * MiB + 3 * 512, 3);
   const variants: [string, string[]][] = [
-    ['dynamic', []],
+    ['dynamic', ['-o', 'subformat=dynamic']],
     ['fixed', ['-o', 'subformat=fixed']],
     ['dynamic-force', ['-o', 'force_size=on']],
     ['fixed-force', ['-o', 'subformat=fixed,force_size=on']],
