@@ -21,9 +21,10 @@ import {
   sha256File,
   tempDir,
 } from '../helpers/qemu.js';
-import { PLATFORM } from '../../src/disk/formats/vhd/layout.js';
+import { F, PLATFORM } from '../../src/disk/formats/vhd/layout.js';
 import {
   bitmapOffset,
+  patchFooter,
   setBitmap,
   toDifferencing,
   uniqueIdOf,
@@ -125,6 +126,38 @@ test('qemu-img vpc variants: checksum, size, map and convert agree with the orac
     const conv = await ferry(['image', 'convert', img, out, '-O', 'raw']);
     assert.equal(conv.code, 0, conv.stderr);
     assert.equal(await sha256File(out), oracle, name);
+  }
+});
+
+test('virtual size by creator application and geometry matches QEMU 7.2 exactly', async () => {
+  const dir = await tempDir();
+  const base = join(dir, 'base.vhd');
+  await qemuImg('create', '-f', 'vpc', '-o', 'force_size=on', base, '6M');
+  await qemuIo(base, 'vpc', 'write -P 0x33 0 6M');
+  const img = await readFile(base);
+  const cases: [string, [number, number, number]][] = [
+    ['vpc ', [100, 4, 17]],
+    ['qemu', [120, 4, 17]],
+    ['vbox', [90, 4, 17]],
+    ['win ', [100, 4, 17]],
+    ['qem2', [100, 4, 17]],
+    ['d2v ', [100, 4, 17]],
+    ['CTXS', [100, 4, 17]],
+    ['tap\0', [100, 4, 17]],
+    ['vpc ', [65535, 16, 255]],
+  ];
+  for (const [i, [app, [c, h, s]]] of cases.entries()) {
+    const file = join(dir, `creator-${i}.vhd`);
+    const patched = patchFooter(img, (f) => {
+      f.write(app, F.creatorApp, 4, 'latin1');
+      f.writeUInt16BE(c, F.cylinders);
+      f[F.heads] = h;
+      f[F.sectorsPerTrack] = s;
+    });
+    await writeFile(file, patched);
+    const info = await ferryInfo(file);
+    assert.equal(info.virtualSize, await qemuVirtualSize(file), `${app} ${c}/${h}/${s}`);
+    assert.equal(await ferrySum(file), await oracleChecksum(file, 'vpc', dir), `${app} ${c}/${h}/${s}`);
   }
 });
 
