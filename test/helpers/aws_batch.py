@@ -18,7 +18,7 @@ for argv in json.load(sys.stdin):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            rc = awscli.clidriver.create_clidriver().main(argv)
+            rc = awscli.clidriver.AWSCLIEntryPoint().main(argv)
         except SystemExit as e:
             rc = e.code if isinstance(e.code, int) else 1
     results.append({'rc': rc, 'stdout': out.getvalue(), 'stderr': err.getvalue()})
