@@ -12,6 +12,14 @@ import { keysCreate } from './commands/keys-create.js';
 import { keysList } from './commands/keys-list.js';
 import { keysRevoke } from './commands/keys-revoke.js';
 import { serverCommand } from './commands/server.js';
+import { imagesDelete } from './commands/images-delete.js';
+import { imagesExport } from './commands/images-export.js';
+import { imagesList, imagesShow } from './commands/images-list.js';
+import { imagesWrite } from './commands/images-write.js';
+import { storeCheck } from './commands/store-check.js';
+import { storeGc } from './commands/store-gc.js';
+import { storeInit } from './commands/store-init.js';
+import { storeKey } from './commands/store-key.js';
 import { reportError } from './output.js';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -26,6 +34,14 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   },
   server: serverCommand,
   keys: { create: keysCreate, list: keysList, revoke: keysRevoke },
+  store: { init: storeInit, check: storeCheck, gc: storeGc, key: storeKey },
+  images: {
+    write: imagesWrite,
+    list: imagesList,
+    show: imagesShow,
+    delete: imagesDelete,
+    export: imagesExport,
+  },
 };
 
 const HELP = `ferry — self-hosted server migration
@@ -42,6 +58,15 @@ image commands (disk engine):
 control plane:
   ferry server --data-dir DIR --listen HOST:PORT --insecure-http [--images-dir SRC]
   ferry keys create|list|revoke [--data-dir DIR] [--json]   SigV4 access keys
+
+image store (docs/store.md; --repo DIR or FERRY_STORE_REPO; key: --key-file F, --passphrase-file F,
+or FERRY_STORE_KEY / FERRY_STORE_KEY_FILE / FERRY_STORE_PASSPHRASE):
+  ferry store init --repo DIR --new-key-file F   create a repository (and a new master key)
+  ferry store check [--read-data]                verify metadata (and every chunk)
+  ferry store gc [--dry-run] [--wait S]          delete chunks no image needs
+  ferry store key list|add|remove|rotate         key slots (rotation re-wraps, no data rewritten)
+  ferry images write DISK... --name N [--job J]  one server image (ami-…) from disks of any format
+  ferry images list|show|delete|export           list, inspect, delete (--job J --keep N), export
 
 common options: -f FORMAT (source format; default: detected from content),
   --allow-external-references, --no-backing, --json, --progress / --no-progress
