@@ -3,44 +3,44 @@
  * Every failure ends as one coded line on stderr and an exit code by kind (output.ts).
  */
 import { InvalidArgumentError } from '../errors/index.js';
-import { imageChecksum } from './commands/image-checksum.js';
-import { imageCompare } from './commands/image-compare.js';
-import { imageConvert } from './commands/image-convert.js';
-import { imageInfo } from './commands/image-info.js';
-import { imageMap } from './commands/image-map.js';
-import { keysCreate } from './commands/keys-create.js';
-import { keysList } from './commands/keys-list.js';
-import { keysRevoke } from './commands/keys-revoke.js';
-import { serverCommand } from './commands/server.js';
-import { imagesDelete } from './commands/images-delete.js';
-import { imagesExport } from './commands/images-export.js';
-import { imagesList, imagesShow } from './commands/images-list.js';
-import { imagesWrite } from './commands/images-write.js';
-import { storeCheck } from './commands/store-check.js';
-import { storeGc } from './commands/store-gc.js';
-import { storeInit } from './commands/store-init.js';
-import { storeKey } from './commands/store-key.js';
 import { reportError } from './output.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
+/**
+ * Commands load on first use: `ferry image checksum` must not pay for the server's
+ * dependencies (fastify, database drivers, AWS SDK) at start-up.
+ */
+function lazy(load: () => Promise<Record<string, unknown>>, name: string): Command {
+  return async (argv) => ((await load())[name] as Command)(argv);
+}
+
 const COMMANDS: Record<string, Record<string, Command> | Command> = {
   image: {
-    info: imageInfo,
-    map: imageMap,
-    checksum: imageChecksum,
-    convert: imageConvert,
-    compare: imageCompare,
+    info: lazy(() => import('./commands/image-info.js'), 'imageInfo'),
+    map: lazy(() => import('./commands/image-map.js'), 'imageMap'),
+    checksum: lazy(() => import('./commands/image-checksum.js'), 'imageChecksum'),
+    convert: lazy(() => import('./commands/image-convert.js'), 'imageConvert'),
+    compare: lazy(() => import('./commands/image-compare.js'), 'imageCompare'),
   },
-  server: serverCommand,
-  keys: { create: keysCreate, list: keysList, revoke: keysRevoke },
-  store: { init: storeInit, check: storeCheck, gc: storeGc, key: storeKey },
+  server: lazy(() => import('./commands/server.js'), 'serverCommand'),
+  keys: {
+    create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
+    list: lazy(() => import('./commands/keys-list.js'), 'keysList'),
+    revoke: lazy(() => import('./commands/keys-revoke.js'), 'keysRevoke'),
+  },
+  store: {
+    init: lazy(() => import('./commands/store-init.js'), 'storeInit'),
+    check: lazy(() => import('./commands/store-check.js'), 'storeCheck'),
+    gc: lazy(() => import('./commands/store-gc.js'), 'storeGc'),
+    key: lazy(() => import('./commands/store-key.js'), 'storeKey'),
+  },
   images: {
-    write: imagesWrite,
-    list: imagesList,
-    show: imagesShow,
-    delete: imagesDelete,
-    export: imagesExport,
+    write: lazy(() => import('./commands/images-write.js'), 'imagesWrite'),
+    list: lazy(() => import('./commands/images-list.js'), 'imagesList'),
+    show: lazy(() => import('./commands/images-list.js'), 'imagesShow'),
+    delete: lazy(() => import('./commands/images-delete.js'), 'imagesDelete'),
+    export: lazy(() => import('./commands/images-export.js'), 'imagesExport'),
   },
 };
 
