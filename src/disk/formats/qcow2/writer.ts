@@ -19,7 +19,6 @@ import { promisify } from 'node:util';
 import { constants as zc, deflateRaw } from 'node:zlib';
 import { InvalidArgumentError, OutputTooLargeError, SinkNotSeekableError } from '../../../errors/index.js';
 import type { BlockSink } from '../../io/block-sink.js';
-import { CoalescingWriter } from '../../io/coalesce.js';
 import type { DiskWriter, WriterOptions } from '../../layer.js';
 import { MAX_VIRTUAL_SIZE } from '../../limits.js';
 import { isAllZero } from '../../pipeline/zero.js';
@@ -39,6 +38,7 @@ import {
   SECTOR,
   V3_HEADER_LENGTH,
 } from './layout.js';
+import { Appender } from './appender.js';
 import { CompressedRefcounts, planRefcounts, REFCOUNT_ORDER, refcountBlock } from './refcount.js';
 
 export const DEFAULT_CLUSTER_SIZE = 64 * 1024;
@@ -107,7 +107,7 @@ export async function createQcow2Writer(sink: BlockSink, options: WriterOptions)
 class Qcow2Writer implements DiskWriter {
   readonly blockSize: number;
   readonly #sink: BlockSink;
-  readonly #out: CoalescingWriter;
+  readonly #out: Appender;
   readonly #size: number;
   readonly #cs: number;
   readonly #bits: number;
@@ -125,7 +125,7 @@ class Qcow2Writer implements DiskWriter {
 
   constructor(sink: BlockSink, size: number, cs: number, bits: number, l1Size: number, compress: boolean) {
     this.#sink = sink;
-    this.#out = new CoalescingWriter(sink);
+    this.#out = new Appender(sink);
     this.#size = size;
     this.#cs = cs;
     this.#bits = bits;
@@ -181,7 +181,7 @@ class Qcow2Writer implements DiskWriter {
       table.writeBigUInt64BE(BigInt(blocksOffset + b * cs), b * 8);
     }
     await this.#out.write(tableOffset, table);
-    await this.#out.flush();
+    await this.#out.drain();
     await this.#sink.write(0, this.#header(l1Offset, tableOffset, plan.tableClusters));
     await this.#sink.truncate(plan.totalClusters * cs);
   }
