@@ -11,6 +11,8 @@ export interface BlockSink {
   readonly seekable: boolean;
   /** Writes all of `data` at `offset`. A sequential sink requires offset === position. */
   write(offset: number, data: Buffer): Promise<void>;
+  /** Optional gather write of consecutive parts (one syscall, no concatenation copy). */
+  writev?(offset: number, parts: readonly Buffer[]): Promise<void>;
   /** Sets the final length (extends with a hole or zeros). Sequential sinks only grow. */
   truncate(size: number): Promise<void>;
   /** Bytes written so far at the highest offset (the sink's length). */

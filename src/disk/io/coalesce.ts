@@ -25,7 +25,13 @@ export class CoalescingWriter {
   async write(offset: number, data: Buffer): Promise<void> {
     if (this.#bytes > 0 && offset !== this.#start + this.#bytes) await this.flush();
     if (this.#bytes === 0) this.#start = offset;
-    this.#parts.push(data);
+    const last = this.#parts[this.#parts.length - 1];
+    if (last && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
+      // Consecutive views of one read buffer (the pipeline's chunks): widen the view, no copy.
+      this.#parts[this.#parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + data.length);
+    } else {
+      this.#parts.push(data);
+    }
     this.#bytes += data.length;
     if (this.#bytes >= this.#limit) await this.flush();
   }

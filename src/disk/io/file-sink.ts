@@ -49,6 +49,23 @@ export class FileSink implements BlockSink {
     this.#position = Math.max(this.#position, offset + data.length);
   }
 
+  async writev(offset: number, parts: readonly Buffer[]): Promise<void> {
+    let written: number;
+    try {
+      ({ bytesWritten: written } = await this.#fh.writev(parts as Buffer[], offset));
+    } catch (err) {
+      throw toFerryError(err);
+    }
+    // A short gather write is legal; finish the rest part by part.
+    let pos = offset;
+    for (const part of parts) {
+      const done = Math.min(part.length, Math.max(0, written - (pos - offset)));
+      if (done < part.length) await this.write(pos + done, part.subarray(done));
+      pos += part.length;
+    }
+    this.#position = Math.max(this.#position, pos);
+  }
+
   async truncate(size: number): Promise<void> {
     try {
       await this.#fh.truncate(size);
