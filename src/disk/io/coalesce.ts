@@ -28,7 +28,11 @@ export class CoalescingWriter {
     const last = this.#parts[this.#parts.length - 1];
     if (last && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
       // Consecutive views of one read buffer (the pipeline's chunks): widen the view, no copy.
-      this.#parts[this.#parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + data.length);
+      this.#parts[this.#parts.length - 1] = Buffer.from(
+        last.buffer,
+        last.byteOffset,
+        last.length + data.length,
+      );
     } else {
       this.#parts.push(data);
     }
