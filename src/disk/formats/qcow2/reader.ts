@@ -101,18 +101,22 @@ class Qcow2Layer implements DiskLayer {
   async map(offset: number, length: number): Promise<LayerExtent[]> {
     const out: LayerExtent[] = [];
     const withFileOffset = !this.#g.dataFile;
-    for (const r of await this.#runs(offset, length)) {
-      if (r.kind === 'data') {
-        pushMerged(out, {
-          offset: r.offset,
-          length: r.length,
-          kind: 'data',
-          ...(withFileOffset ? { fileOffset: r.host } : {}),
-        });
-      } else {
-        pushMerged(out, { offset: r.offset, length: r.length, kind: r.kind });
+    // Runs are turned into extents one L2 table at a time, so a long range of small
+    // compressed clusters never holds one run object per cluster.
+    await this.#runs(offset, length, (runs) => {
+      for (const r of runs) {
+        if (r.kind === 'data') {
+          pushMerged(out, {
+            offset: r.offset,
+            length: r.length,
+            kind: 'data',
+            ...(withFileOffset ? { fileOffset: r.host } : {}),
+          });
+        } else {
+          pushMerged(out, { offset: r.offset, length: r.length, kind: r.kind });
+        }
       }
-    }
+    });
     return out;
   }
 
@@ -146,8 +150,11 @@ class Qcow2Layer implements DiskLayer {
     if (failed) throw (failed as PromiseRejectedResult).reason;
   }
 
-  /** Runs of guest [offset, offset+length), L2 tables loaded a batch at a time. */
-  async #runs(offset: number, length: number): Promise<Run[]> {
+  /**
+   * Runs of guest [offset, offset+length), L2 tables loaded a batch at a time. With
+   * `visit`, each table's runs are handed over and dropped (the result is then empty).
+   */
+  async #runs(offset: number, length: number, visit?: (runs: Run[]) => void): Promise<Run[]> {
     const out: Run[] = [];
     if (length <= 0) return out;
     const span = tableSpan(this.#g);
@@ -162,6 +169,10 @@ class Qcow2Layer implements DiskLayer {
       tables.forEach((table, k) => {
         const i = t + k;
         mapTable(this.#g, table, i, Math.max(offset, i * span), Math.min(end, (i + 1) * span), out);
+        if (visit) {
+          visit(out);
+          out.length = 0;
+        }
       });
     }
     return out;
