@@ -42,12 +42,14 @@ export class CoalescingWriter {
 
   async flush(): Promise<void> {
     if (this.#bytes === 0) return;
-    const buf =
-      this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#bytes);
+    const parts = this.#parts;
     const start = this.#start;
+    const bytes = this.#bytes;
     this.#parts = [];
-    this.#start += this.#bytes;
+    this.#start += bytes;
     this.#bytes = 0;
-    await this.#sink.write(start, buf);
+    if (parts.length === 1) await this.#sink.write(start, parts[0] as Buffer);
+    else if (this.#sink.writev) await this.#sink.writev(start, parts);
+    else await this.#sink.write(start, Buffer.concat(parts, bytes));
   }
 }
