@@ -10,6 +10,7 @@ import type { ByteSource } from '../../io/byte-source.js';
 import { METADATA_CACHE_BYTES } from '../../limits.js';
 import { parseMarker, parseSparseHeader, type SparseGeometry, type SparseHeader } from './header.js';
 import {
+  COWD_GTES_PER_GT,
   FOOTER_TAIL_BYTES,
   GRAIN_MARKER_BYTES,
   GT_BATCH_BYTES,
@@ -38,13 +39,21 @@ export class TableCache {
   set(key: number, table: Uint32Array): void {
     if (this.#tables.has(key)) return;
     this.#tables.set(key, table);
-    this.#bytes += table.byteLength;
+    this.#bytes += Math.max(table.byteLength, EMPTY_TABLE_COST);
     for (const [k, t] of this.#tables) {
       if (this.#bytes <= METADATA_CACHE_BYTES) break;
       this.#tables.delete(k);
-      this.#bytes -= t.byteLength;
+      this.#bytes -= Math.max(t.byteLength, EMPTY_TABLE_COST);
     }
   }
+}
+
+/** Stands for an all-zero grain table in the cache (charged a nominal 64 bytes). */
+const EMPTY_TABLE = new Uint32Array(0);
+const EMPTY_TABLE_COST = 64;
+const ZEROS = Buffer.alloc(COWD_GTES_PER_GT * GTE_BYTES);
+function zeros(length: number): Buffer {
+  return ZEROS.subarray(0, length);
 }
 
 /** Largest read gathering several compressed grains (8 MiB: two 4 MiB requests' worth). */
@@ -149,7 +158,10 @@ export class SparseExtent {
 
   async map(offset: number, length: number): Promise<GrainRun[]> {
     const tables = await this.#tables(offset, length);
-    return grainRuns(this.#p, offset, length, (gt) => tables.get(gt));
+    return grainRuns(this.#p, offset, length, (gt) => {
+      const t = tables.get(gt);
+      return t === EMPTY_TABLE ? undefined : t;
+    });
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -222,9 +234,14 @@ export class SparseExtent {
     const start = (this.#gd[gts[0] as number] as number) * SECTOR;
     const raw = await this.#src.read(start, gts.length * this.#gtBytes);
     return gts.map((gt, i) => {
-      const t = new Uint32Array(this.#p.gtesPerGt);
       const base = i * this.#gtBytes;
-      for (let e = 0; e < t.length; e++) t[e] = raw.readUInt32LE(base + e * GTE_BYTES);
+      // Pre-allocated but empty tables (most of a fresh monolithicSparse) share one marker:
+      // no memory per table, and their span maps as one unallocated run.
+      let t = EMPTY_TABLE;
+      if (!raw.subarray(base, base + this.#gtBytes).equals(zeros(this.#gtBytes))) {
+        t = new Uint32Array(this.#p.gtesPerGt);
+        for (let e = 0; e < t.length; e++) t[e] = raw.readUInt32LE(base + e * GTE_BYTES);
+      }
       this.#cache.set(this.#keyBase + gt, t);
       return t;
     });
