@@ -12,6 +12,9 @@ import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { KeyService } from './keys.js';
+import { RunExecutor, type ExecutorLog } from './runs/executor.js';
+import { Scheduler } from './runs/scheduler.js';
+import type { Repository } from '../store/index.js';
 
 export interface ControlPlaneOptions {
   readonly db: Database;
@@ -19,7 +22,16 @@ export interface ControlPlaneOptions {
   readonly masterKey: Buffer;
   readonly clock?: Clock;
   readonly jobPolicy?: Partial<JobPolicy>;
-  readonly log?: CatalogLog;
+  readonly log?: CatalogLog & ExecutorLog;
+  /** Where run images go; without one, runs fail with a clear message. */
+  readonly store?: Repository;
+}
+
+export interface WorkerOptions {
+  /** Runs executed at once by this process (default 2). */
+  readonly concurrency?: number;
+  /** No other process can hold run leases (embedded SQLite): orphaned runs resume at once. */
+  readonly soleWorker?: boolean;
 }
 
 export class ControlPlane {
@@ -33,9 +45,15 @@ export class ControlPlane {
   readonly appReplication: AppReplicationService;
   readonly appLaunch: AppLaunchService;
   readonly appValidation: AppValidationService;
+  readonly store: Repository | undefined;
+  readonly #log: (CatalogLog & ExecutorLog) | undefined;
+  #scheduler: Scheduler | undefined;
+  #executor: RunExecutor | undefined;
 
   constructor(o: ControlPlaneOptions) {
     this.db = o.db;
+    this.store = o.store;
+    this.#log = o.log;
     this.clock = o.clock ?? systemClock;
     this.keys = new KeyService(o.db, o.masterKey, this.clock);
     this.connectors = new ConnectorService(o.db, this.clock);
@@ -52,6 +70,34 @@ export class ControlPlane {
     await this.apps.getApp({ appId: input.appId });
     if (input.forceStopAppReplication) await this.appReplication.stopAppReplication({ appId: input.appId });
     return this.apps.deleteApp({ appId: input.appId });
+  }
+
+  /** Starts the scheduler and the run workers of this process. */
+  startWorkers(o: WorkerOptions = {}): void {
+    if (this.#scheduler) return;
+    this.#executor = new RunExecutor({
+      db: this.db,
+      clock: this.clock,
+      connectors: this.connectors,
+      store: this.store,
+      ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+      ...(o.soleWorker !== undefined ? { soleWorker: o.soleWorker } : {}),
+      ...(this.#log ? { log: this.#log } : {}),
+    });
+    this.#scheduler = new Scheduler(this.db, this.clock, this.jobs, this.#executor, this.#log);
+    this.#scheduler.start();
+  }
+
+  /** Stops scheduling; running runs stop at once and resume from their checkpoint next start. */
+  async stopWorkers(): Promise<void> {
+    await this.#scheduler?.stop();
+    this.#scheduler = undefined;
+  }
+
+  /** Runs one scheduler tick now and waits for the runs it started (tests). */
+  async runDueWork(): Promise<void> {
+    await this.#scheduler?.tick();
+    await this.#executor?.idle();
   }
 
   /** Resolves when the database answers (for /healthz). */

@@ -6,7 +6,8 @@
  *     config.json             settings fixed at first start (database URL), 0600
  *     master.key              32 random bytes encrypting secrets at rest, 0600
  *     admin-credentials.json  the first access key, written once at first start, 0600
- *     store/                  the image store
+ *     store/                  the image store (a repository, see docs/store.md)
+ *     store.key               the image store's master key, 0600 (keep a copy elsewhere!)
  *     tls/                    the CA and server certificate Ferry made
  *
  * Default: $FERRY_DATA_DIR, else $XDG_DATA_HOME/ferry, else ~/.local/share/ferry.
@@ -24,6 +25,7 @@ export interface DataDir {
   readonly masterKeyPath: string;
   readonly adminCredentialsPath: string;
   readonly storeDir: string;
+  readonly storeKeyPath: string;
   readonly tlsDir: string;
 }
 
@@ -48,6 +50,7 @@ export function dataDir(root: string): DataDir {
     masterKeyPath: join(root, 'master.key'),
     adminCredentialsPath: join(root, 'admin-credentials.json'),
     storeDir: join(root, 'store'),
+    storeKeyPath: join(root, 'store.key'),
     tlsDir: join(root, 'tls'),
   };
 }

@@ -30,4 +30,5 @@ export {
   type RunState,
 } from './states.js';
 export { newId, serverIdFor } from './ids.js';
-export { openControlPlane, type OpenControlOptions, type OpenedControlPlane } from './open.js';
+export { openControlPlane, openStore, type OpenControlOptions, type OpenedControlPlane } from './open.js';
+export type { WorkerOptions } from './control-plane.js';

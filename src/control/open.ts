@@ -3,8 +3,17 @@
  * first use, opens (and migrates) its database — the SQLite file inside it, or the
  * PostgreSQL URL recorded at first start — and wires the services.
  */
+import { readFile } from 'node:fs/promises';
 import { isPostgresUrl, openDatabase, type MigrationResult } from '../db/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
+import {
+  createKeyFile,
+  LocalBackend,
+  parseMasterKey,
+  Repository,
+  storeLayout,
+  type MasterKey,
+} from '../store/index.js';
 import { ControlPlane, type ControlPlaneOptions } from './control-plane.js';
 import {
   dataDir,
@@ -19,6 +28,8 @@ export interface OpenControlOptions extends Omit<ControlPlaneOptions, 'db' | 'ma
   readonly dataDir: string;
   /** PostgreSQL URL; recorded in config.json so later commands use the same database. */
   readonly database?: string;
+  /** Open (creating on first use) the image store in DATA_DIR/store with DATA_DIR/store.key. */
+  readonly withStore?: boolean;
 }
 
 export interface OpenedControlPlane {
@@ -51,8 +62,15 @@ export async function openControlPlane(o: OpenControlOptions): Promise<OpenedCon
     await writeConfig(dir, { database: o.database });
   const masterKey = await loadOrCreateMasterKey(dir);
   const { db, migration } = await openDatabase(o.database ?? config.database ?? dir.sqlitePath);
-  const { dataDir: _root, database: _db, ...rest } = o;
-  const control = new ControlPlane({ ...rest, db, masterKey });
+  const { dataDir: _root, database: _db, withStore, ...rest } = o;
+  let store: Repository | undefined;
+  try {
+    if (withStore) store = await openStore(dir);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const control = new ControlPlane({ ...rest, db, masterKey, ...(store ? { store } : {}) });
   return {
     control,
     dir,
@@ -60,4 +78,21 @@ export async function openControlPlane(o: OpenControlOptions): Promise<OpenedCon
     databaseDescription: db.description,
     close: () => db.close(),
   };
+}
+
+/** The data directory's image store; created with a new key file on first use. */
+export async function openStore(dir: DataDir): Promise<Repository> {
+  const backend = new LocalBackend(dir.storeDir);
+  let master: MasterKey;
+  let created = false;
+  try {
+    master = parseMasterKey(await readFile(dir.storeKeyPath), dir.storeKeyPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    master = await createKeyFile(dir.storeKeyPath);
+    created = true;
+  }
+  if (created || !(await backend.exists(storeLayout.CONFIG_KEY)))
+    return Repository.init(backend, master, { label: 'ferry server' });
+  return Repository.open(backend, master);
 }

@@ -99,6 +99,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     ...(values.database !== undefined ? { database: values.database } : {}),
     jobPolicy: { frequencyUnit: unit, ...(perDay !== undefined ? { onDemandRunsPerDay: perDay } : {}) },
     log,
+    withStore: true,
   });
   const { control, dir } = opened;
   const stops: (() => Promise<void> | void)[] = [() => opened.close()];
@@ -130,6 +131,9 @@ export async function serverCommand(argv: string[]): Promise<number> {
     const address = api.server.address();
     const actual = typeof address === 'object' && address ? address.port : port;
     const shown = host.includes(':') ? `[${host}]` : host;
+    // Only one process may use the embedded SQLite database, so orphaned runs are ours.
+    control.startWorkers({ soleWorker: control.db.dialect === 'sqlite' });
+    stops.unshift(() => control.stopWorkers());
     process.stdout.write(`listening on http://${shown}:${actual}\n`);
     log.info({ url: `http://${shown}:${actual}`, dataDir: dir.root }, 'listening');
 

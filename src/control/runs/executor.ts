@@ -1,0 +1,235 @@
+/**
+ * Runs replication runs: claims PENDING runs (a lease in the database fences out any
+ * other worker), walks each through the itinerary persisting the checkpoint after every
+ * step, renews its lease while it works, and takes over ACTIVE runs whose worker died.
+ *
+ * After `kill -9`, a run is never stuck ACTIVE: its lease expires (or, with the embedded
+ * SQLite database, which only one server process can use, the next start takes it at
+ * once) and the run resumes at its first unfinished step, or fails cleanly after
+ * MAX_ATTEMPTS starts. A half-written image is never listed: the store commits an image
+ * only when complete.
+ */
+import { randomBytes } from 'node:crypto';
+import { repositories, type Database, type RunRecord } from '../../db/index.js';
+import { AbortedError, InternalError, toFerryError } from '../../errors/index.js';
+import type { Repository } from '../../store/index.js';
+import type { Clock } from '../clock.js';
+import type { ConnectorService } from '../connectors.js';
+import { jobStatesBefore } from '../states.js';
+import type { JobServerSnapshot, RunProgress } from '../views.js';
+import type { Checkpoint } from './itinerary.js';
+import { completeRun, deleteRunOfDeletedJob, failRun } from './outcome.js';
+import { ITINERARY } from './steps/index.js';
+
+/** A worker holds a run this long without renewing; renewed every third of it. */
+export const LEASE_MS = 30_000;
+/** A run started this many times (crashes included) without finishing fails. */
+export const MAX_ATTEMPTS = 3;
+/** Progress is written to the database at most this often per run. */
+const PROGRESS_EVERY_MS = 1000;
+
+export interface ExecutorLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface ExecutorOptions {
+  readonly db: Database;
+  readonly clock: Clock;
+  readonly connectors: ConnectorService;
+  readonly store: Repository | undefined;
+  /** Runs executed at once by this process. */
+  readonly concurrency?: number;
+  /** True when no other process can hold leases (embedded SQLite): orphans resume at once. */
+  readonly soleWorker?: boolean;
+  readonly log?: ExecutorLog;
+}
+
+export class RunExecutor {
+  readonly workerId = `w-${randomBytes(6).toString('hex')}`;
+  readonly #o: ExecutorOptions;
+  readonly #active = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  #stopped = false;
+
+  constructor(o: ExecutorOptions) {
+    this.#o = o;
+  }
+
+  get activeRuns(): number {
+    return this.#active.size;
+  }
+
+  /** Claims due PENDING runs and orphaned ACTIVE ones, up to the free slots; starts them. */
+  async poll(): Promise<void> {
+    if (this.#stopped) return;
+    const free = (this.#o.concurrency ?? 2) - this.#active.size;
+    if (free <= 0) return;
+    const now = this.#o.clock.now();
+    const r = repositories(this.#o.db);
+    const candidates = (await r.runs.inStates(['ACTIVE', 'PENDING'])).filter(
+      (run) =>
+        !this.#active.has(run.replicationRunId) &&
+        (run.state === 'PENDING'
+          ? run.scheduledStartTime <= now
+          : this.#o.soleWorker
+            ? run.leaseOwner !== this.workerId
+            : (run.leaseUntil ?? 0) < now),
+    );
+    for (const run of candidates.slice(0, free)) {
+      const claimed = await this.#claim(run, now);
+      if (claimed) this.#start(claimed);
+    }
+  }
+
+  /** Aborts the runs of this process (they resume on the next start) and waits for them. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const a of this.#active.values()) a.abort.abort(new AbortedError('server shutting down'));
+    await Promise.allSettled([...this.#active.values()].map((a) => a.done));
+  }
+
+  /** Resolves when every run this process started has finished (tests). */
+  async idle(): Promise<void> {
+    while (this.#active.size > 0) await Promise.allSettled([...this.#active.values()].map((a) => a.done));
+  }
+
+  async #claim(run: RunRecord, now: number): Promise<RunRecord | undefined> {
+    const fail = run.attempts >= MAX_ATTEMPTS;
+    return this.#o.db.transaction(async (tx) => {
+      const r = repositories(tx);
+      const current = await r.runs.get(run.replicationRunId);
+      if (!current || current.state !== run.state || current.leaseOwner !== run.leaseOwner) return undefined;
+      const job = await r.jobs.get(run.replicationJobId);
+      if (!job || job.state === 'DELETING' || job.state === 'DELETED') {
+        await r.runs.update(run.replicationRunId, { leaseOwner: this.workerId });
+        queueMicrotask(() => void deleteRunOfDeletedJob(this.#o.db, run.replicationRunId, now));
+        return undefined;
+      }
+      if (fail) {
+        await r.runs.update(run.replicationRunId, { leaseOwner: this.workerId });
+        queueMicrotask(() => {
+          const err = new InternalError(
+            `the run was interrupted ${run.attempts} times (server stopped or crashed during it)`,
+          );
+          void failRun(this.#o.db, run.replicationRunId, this.workerId, err, now);
+        });
+        return undefined;
+      }
+      const patch = {
+        state: 'ACTIVE',
+        leaseOwner: this.workerId,
+        leaseUntil: now + LEASE_MS,
+        attempts: current.attempts + 1,
+        startedAt: current.startedAt ?? now,
+        statusMessage:
+          current.state === 'ACTIVE' ? `Resuming at step ${current.step ?? 'prepare'}.` : 'Running.',
+      };
+      await r.runs.update(run.replicationRunId, patch);
+      await r.jobs.update(
+        job.replicationJobId,
+        { state: 'ACTIVE', statusMessage: `Run ${run.replicationRunId} in progress.`, updatedAt: now },
+        { field: 'state', in: jobStatesBefore('ACTIVE') },
+      );
+      return { ...current, ...patch };
+    });
+  }
+
+  #start(run: RunRecord): void {
+    const abort = new AbortController();
+    const done = this.#execute(run, abort)
+      .catch((err: unknown) =>
+        this.#o.log?.warn({ err: toFerryError(err), run: run.replicationRunId }, 'run failed'),
+      )
+      .finally(() => this.#active.delete(run.replicationRunId));
+    this.#active.set(run.replicationRunId, { abort, done });
+  }
+
+  async #execute(run: RunRecord, abort: AbortController): Promise<void> {
+    const signal = abort.signal;
+    const { db, clock } = this.#o;
+    const r = repositories(db);
+    const id = run.replicationRunId;
+    const own = { field: 'leaseOwner' as const, in: [this.workerId] };
+    const lease = setInterval(() => {
+      void r.runs.update(id, { leaseUntil: clock.now() + LEASE_MS }, own).catch(() => undefined);
+    }, LEASE_MS / 3);
+    lease.unref();
+    // DeleteReplicationJob during a run: stop within a couple of seconds.
+    const watch = setInterval(() => {
+      void r.jobs
+        .get(run.replicationJobId)
+        .then((j) => {
+          if (!j || j.state === 'DELETING') abort.abort(new AbortedError('the job is being deleted'));
+        })
+        .catch(() => undefined);
+    }, 2000);
+    watch.unref();
+    let checkpoint = (run.checkpoint ?? {}) as Checkpoint;
+    try {
+      const store = this.#o.store;
+      if (!store) throw new InternalError('this server has no image store configured');
+      for (const step of ITINERARY) {
+        if (checkpoint.done?.includes(step.name)) continue;
+        const job = await r.jobs.get(run.replicationJobId);
+        if (!job || job.state === 'DELETING' || job.state === 'DELETED') {
+          await deleteRunOfDeletedJob(db, id, clock.now());
+          return;
+        }
+        signal.throwIfAborted();
+        const snapshot = job.server as JobServerSnapshot;
+        const connector = await this.#o.connectors.require(snapshot.connectorId);
+        await r.runs.update(id, { step: step.name, stage: step.stage, stageProgress: null }, own);
+        let last = 0;
+        const out = await step.run({
+          run,
+          job: job as typeof job & { server: JobServerSnapshot },
+          checkpoint,
+          connector,
+          store,
+          signal,
+          progress: (p: RunProgress) => {
+            const t = Date.now();
+            if (t - last < PROGRESS_EVERY_MS) return;
+            last = t;
+            void r.runs
+              .update(id, { progress: p, stageProgress: progressText(p) }, own)
+              .catch(() => undefined);
+          },
+        });
+        checkpoint = { ...checkpoint, ...out, done: [...(checkpoint.done ?? []), step.name] };
+        const kept = await r.runs.update(id, { checkpoint }, own);
+        if (kept === 0) throw new AbortedError('the run was taken over by another worker');
+      }
+      const amiId = checkpoint.imageId;
+      if (!amiId) throw new InternalError('the itinerary finished without an image');
+      const changed = checkpoint.newBytes ?? 0;
+      await completeRun(
+        db,
+        id,
+        this.workerId,
+        amiId,
+        `Completed: image ${amiId}; ${changed} new bytes stored for ${checkpoint.virtualBytes ?? 0} bytes of disks.`,
+        clock.now(),
+      );
+    } catch (err) {
+      const fe = toFerryError(signal.aborted ? (signal.reason ?? err) : err);
+      // Shutting down: leave the run ACTIVE; it resumes from its checkpoint on the next start.
+      if (fe.code === 'FERRY_ABORTED' && this.#stopped) return;
+      const job = await r.jobs.get(run.replicationJobId).catch(() => undefined);
+      if (job?.state === 'DELETING') await deleteRunOfDeletedJob(db, id, clock.now());
+      else await failRun(db, id, this.workerId, fe, clock.now());
+      throw fe;
+    } finally {
+      clearInterval(lease);
+      clearInterval(watch);
+    }
+  }
+}
+
+function progressText(p: RunProgress): string {
+  const pct = p.bytesTotal > 0 ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 0;
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  return `${pct}% (${mib(p.bytesDone)} of ${mib(p.bytesTotal)}, ${mib(p.bytesPerSecond)}/s${
+    p.etaSeconds !== undefined ? `, ETA ${p.etaSeconds}s` : ''
+  })`;
+}

@@ -1,0 +1,61 @@
+/**
+ * Step 3: every disk through the image store, as one server image. The store stores only
+ * blocks it does not have yet, so a later run of the same server writes only what
+ * changed. The image is listed only once committed: a crash leaves an interrupted write,
+ * which the re-run of this step finds (by run id) and resumes.
+ */
+import type { Disk } from '../../../disk/index.js';
+import { InternalError } from '../../../errors/index.js';
+import { listIncomplete, writeImage } from '../../../store/index.js';
+import type { Step } from '../itinerary.js';
+
+export const writeImageStep: Step = {
+  name: 'write-image',
+  stage: 'Writing image',
+  async run(ctx) {
+    const disks = ctx.checkpoint.disks;
+    if (!disks) throw new InternalError('write-image before prepare');
+    const total = disks.reduce((s, d) => s + d.virtualSize, 0);
+    const interrupted = (await listIncomplete(ctx.store)).find(
+      (w) => w.meta?.run === ctx.run.replicationRunId,
+    );
+    const opened: { name: string; disk: Disk }[] = [];
+    try {
+      for (const d of disks)
+        opened.push({
+          name: d.name,
+          disk: await ctx.connector.source.openDisk(ctx.job.server.vmId, d.index),
+        });
+      const started = Date.now();
+      const image = await writeImage(ctx.store, {
+        name: ctx.job.server.vmName,
+        description: ctx.run.description ?? ctx.job.description ?? '',
+        job: ctx.job.replicationJobId,
+        sourceServer: ctx.job.serverId,
+        run: ctx.run.replicationRunId,
+        disks: opened,
+        ...(interrupted ? { resume: interrupted.id } : {}),
+        signal: ctx.signal,
+        progress: {
+          update(p) {
+            const seconds = (Date.now() - started) / 1000;
+            const rate = seconds > 0 ? p.done / seconds : 0;
+            ctx.progress({
+              bytesDone: p.done,
+              bytesTotal: total,
+              bytesPerSecond: Math.round(rate),
+              ...(rate > 0 ? { etaSeconds: Math.round((total - p.done) / rate) } : {}),
+            });
+          },
+        },
+      });
+      return {
+        imageId: image.id,
+        virtualBytes: total,
+        newBytes: image.disks.reduce((s, d) => s + d.stats.newBytes, 0),
+      };
+    } finally {
+      await Promise.allSettled(opened.map((o) => o.disk.close()));
+    }
+  },
+};
