@@ -390,3 +390,29 @@ test('Ferry writes streamOptimized (file and pipe) and monolithicSparse that qem
     'FERRY_OUTPUT_NOT_SEEKABLE',
   );
 });
+
+test('a 2 TiB monolithicSparse opens and maps with flat memory', async () => {
+  const dir = await tempDir();
+  await qemu(dir, 'qemu-img', 'create', '-q', '-f', 'vmdk', 'huge.vmdk', '2T');
+  await qemu(dir, 'qemu-io', '-f', 'vmdk', '-c', 'write -P 7 0 1M', '-c', 'write -P 8 1T 64k', 'huge.vmdk');
+  const { stdout, stderr } = await run('/usr/bin/time', [
+    '-f',
+    '%M',
+    process.execPath,
+    FERRY_BIN,
+    'image',
+    'map',
+    join(dir, 'huge.vmdk'),
+    '--json',
+  ]);
+  const extents = JSON.parse(stdout) as Array<{ offset: number; length: number; kind: string }>;
+  assert.deepEqual(
+    extents.filter((e) => e.kind === 'data').map((e) => [e.offset, e.length]),
+    [
+      [0, MiB],
+      [2 ** 40, 65536],
+    ],
+  );
+  const rssKiB = Number(stderr.trim().split('\n').pop());
+  assert.ok(rssKiB < 200 * 1024, `RSS ${rssKiB} KiB`);
+});
