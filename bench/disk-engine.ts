@@ -145,10 +145,25 @@ async function main(): Promise<void> {
       ['checksum raw', raw, 'raw'],
       ['checksum qcow2', q('src.qcow2'), 'qcow2'],
     ] as const) {
+      // qemu-img cannot write raw to a pipe ("Could not resize file"), so the reference
+      // converts into tmpfs and hashes that file. Sequential stages are slower than a
+      // real pipe would be, so the stricter "ideal pipe" bound (the slower stage alone)
+      // is reported too.
+      const tmp = '/dev/shm/ferry-bench-checksum.raw';
+      const conv = time(`qemu-img convert -f ${fmt} -O raw ${file} ${tmp}`, rmf(tmp));
+      const hash = time(`sha256sum ${tmp} > /dev/null`);
+      spawnSync('rm', ['-f', tmp]);
+      const ferry = time(`${FERRY} image checksum ${file} --no-progress > /dev/null`);
       add(
-        name,
-        time(`${FERRY} image checksum ${file} --no-progress > /dev/null`),
-        time(`qemu-img convert -f ${fmt} -O raw ${file} /dev/stdout | sha256sum > /dev/null`),
+        `${name} (vs convert + sha256sum)`,
+        ferry,
+        { seconds: conv.seconds + hash.seconds, maxRssKiB: 0 },
+        1.2,
+      );
+      add(
+        `${name} (vs ideal pipe bound)`,
+        ferry,
+        { seconds: Math.max(conv.seconds, hash.seconds), maxRssKiB: 0 },
         1.2,
       );
     }
