@@ -12,7 +12,14 @@ import {
 function reachable<S extends string>(from: S, table: Readonly<Record<S, readonly S[]>>): Set<S> {
   const seen = new Set<S>([from]);
   const todo = [from];
-  while (todo.length) for (const n of table[todo.pop() as S]) if (!seen.has(n)) (seen.add(n), todo.push(n));
+  while (todo.length) {
+    for (const n of table[todo.pop() as S]) {
+      if (!seen.has(n)) {
+        seen.add(n);
+        todo.push(n);
+      }
+    }
+  }
   return seen;
 }
 
