@@ -329,6 +329,7 @@ test('ferry writes qcow2 that qemu-img checks clean and finds identical', async 
     [],
     ['-c'],
     ['--cluster-size', '512'],
+    ['--cluster-size', '512', '-c'],
     ['--cluster-size', '4K', '-c'],
     ['--cluster-size', '2M'],
     ['--cluster-size', '2M', '-c'],

@@ -141,6 +141,14 @@ test('compressed round trip: zlib clusters, incompressible ones stored plain, re
   assert.ok(packed.length < plain.length);
 });
 
+test('small clusters: many L2 tables, refcount blocks and a multi-cluster refcount table', async () => {
+  const disk = noise(10 * MiB, 99);
+  const img = await write(disk, { clusterSize: 512 });
+  assert.ok(img.readUInt32BE(HDR.refcountTableClusters) > 1);
+  checkRefcounts(img);
+  assert.ok((await readBack(img)).data.equals(disk));
+});
+
 test('zero blocks stay unallocated; an empty disk is a valid image', async () => {
   const disk = Buffer.alloc(MiB);
   disk.fill(7, 300 * KiB, 301 * KiB);
