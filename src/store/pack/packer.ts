@@ -42,6 +42,8 @@ export class PackSink {
   readonly #pending = new Set<string>();
   #seq = 0;
   #failure: unknown;
+  /** First sequence number of the earliest pack that failed to upload (never indexed). */
+  #failedSeq = Infinity;
   packsWritten = 0;
 
   constructor(repo: Repository, index: ChunkIndex, options: PackSinkOptions = {}) {
@@ -83,7 +85,7 @@ export class PackSink {
 
   /** Highest sequence number up to which every blob is stored and indexed. */
   watermark(): number {
-    let low = this.#seq + 1;
+    let low = Math.min(this.#seq + 1, this.#failedSeq);
     for (const p of this.#open.values()) low = Math.min(low, p.firstSeq);
     for (const first of this.#inflight.values()) low = Math.min(low, first);
     return low - 1;
@@ -112,8 +114,10 @@ export class PackSink {
         this.#onIndexed?.();
       },
       (err: unknown) => {
-        this.#inflight.delete(p);
+        // Record the failure before forgetting the upload: the watermark must never pass it.
+        this.#failedSeq = Math.min(this.#failedSeq, open.firstSeq);
         this.#failure ??= err;
+        this.#inflight.delete(p);
       },
     );
     this.#inflight.set(p, open.firstSeq);
