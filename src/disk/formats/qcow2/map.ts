@@ -101,9 +101,9 @@ export function mapTable(
         out,
       );
     } else if (lo & LO_ZERO_FLAG) {
-      // QEMU still checks the stale offset's alignment (ZERO_ALLOC), so a zero cluster
-      // with a misaligned offset is corrupt there too.
-      if (standardOffset(g, hi, lo, cluster) !== undefined) hostCluster(g, hi, lo, cluster);
+      // A stale offset behind the flag (QEMU's ZERO_ALLOC) is never read, but QEMU still
+      // checks it, so a misaligned one is corrupt here too.
+      if ((hi & HI_OFFSET_MASK) !== 0 || (lo & LO_OFFSET_MASK) !== 0) hostCluster(g, hi, lo, cluster);
       pushRun(out, { kind: 'zero', offset: pos, length: end - pos });
     } else {
       const host = standardOffset(g, hi, lo, cluster);

@@ -50,7 +50,7 @@ class Qcow2Layer implements DiskLayer {
   readonly #tables: TableCache;
   readonly #inflater: ClusterInflater;
   /** The last inflated cluster: reads that split a large cluster inflate it once. */
-  #lastInflated: { host: number; data: Promise<Buffer> } | undefined;
+  #lastInflated: { host: number; size: number; data: Promise<Buffer> } | undefined;
 
   constructor(src: ByteSource, hdr: Qcow2Header, l1: Buffer, dataSource: ByteSource | undefined) {
     this.#src = src;
@@ -256,12 +256,12 @@ class Qcow2Layer implements DiskLayer {
 
   #inflate(r: CompressedRun, input: Promise<Buffer>): Promise<Buffer> {
     const last = this.#lastInflated;
-    if (last && last.host === r.host) return last.data;
+    if (last && last.host === r.host && last.size === r.size) return last.data;
     const data = input.then((b) =>
       this.#inflater.inflate(b, { file: this.#g.file, guest: r.cluster, host: r.host }),
     );
     data.catch(() => {});
-    this.#lastInflated = { host: r.host, data };
+    this.#lastInflated = { host: r.host, size: r.size, data };
     return data;
   }
 }
