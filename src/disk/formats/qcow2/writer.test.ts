@@ -209,6 +209,14 @@ test('bad options and sinks are refused with coded errors', async () => {
   assert.deepEqual(qcow2Driver.writableSubformats, ['v3']);
 });
 
+test('blocks out of order or past the end are a programming error, not silent corruption', async () => {
+  const w = await qcow2Driver.createWriter!(new MemorySink(), { virtualSize: MiB });
+  await w.writeBlock(128 * KiB, Buffer.alloc(64 * KiB, 1));
+  await assert.rejects(w.writeBlock(0, Buffer.alloc(64 * KiB, 1)), /FERRY_INTERNAL|after/);
+  const w2 = await qcow2Driver.createWriter!(new MemorySink(), { virtualSize: MiB });
+  await assert.rejects(w2.writeBlock(MiB, Buffer.alloc(64 * KiB, 1)));
+});
+
 test('refcount planning covers the refcount structures themselves', () => {
   for (const [used, cs] of [
     [0, 512],

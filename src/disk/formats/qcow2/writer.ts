@@ -17,7 +17,12 @@
 import { availableParallelism } from 'node:os';
 import { promisify } from 'node:util';
 import { constants as zc, deflateRaw } from 'node:zlib';
-import { InvalidArgumentError, OutputTooLargeError, SinkNotSeekableError } from '../../../errors/index.js';
+import {
+  InternalError,
+  InvalidArgumentError,
+  OutputTooLargeError,
+  SinkNotSeekableError,
+} from '../../../errors/index.js';
 import type { BlockSink } from '../../io/block-sink.js';
 import type { DiskWriter, WriterOptions } from '../../layer.js';
 import { MAX_VIRTUAL_SIZE } from '../../limits.js';
@@ -122,6 +127,8 @@ class Qcow2Writer implements DiskWriter {
   #table: Buffer | undefined;
   #tableIndex = -1;
   #finished = false;
+  /** Smallest guest offset the next cluster may have. */
+  #nextGuest = 0;
 
   constructor(sink: BlockSink, size: number, cs: number, bits: number, l1Size: number, compress: boolean) {
     this.#sink = sink;
@@ -226,6 +233,14 @@ class Qcow2Writer implements DiskWriter {
 
   /** Makes the L2 table of `guest` current, appending the previous one to the file. */
   async #enterTable(guest: number): Promise<void> {
+    // The DiskWriter contract: blocks come once each, in ascending order. A table once
+    // written is final, so anything else would silently lose data.
+    if (guest < this.#nextGuest || guest >= this.#size) {
+      throw new InternalError(
+        `qcow2 writer got cluster ${guest} after ${this.#nextGuest} (size ${this.#size})`,
+      );
+    }
+    this.#nextGuest = guest + this.#cs;
     const index = Math.floor(guest / this.#span);
     if (index === this.#tableIndex) return;
     await this.#flushTable();
