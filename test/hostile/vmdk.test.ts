@@ -206,8 +206,10 @@ test('hostile vmdk: truncated at many points', async () => {
     for (const cut of cuts) {
       const r = await run(img.subarray(0, cut));
       assert.ok(r.ms < 5000, `cut ${cut} took ${r.ms} ms`);
-      // A cut that removes only the zero padding after qemu's last grain loses nothing.
-      if (r.code === 0 && img === stream && cut > img.length - 512)
+      // qemu 7.2 zero-fills a whole grain before writing each compressed one over it, so its
+      // stream ends with up to a grain of zeros after the last payload: cutting only those
+      // loses nothing (same checksum). Every other cut must fail cleanly.
+      if (r.code === 0 && img === stream && cut > img.length - 65536)
         assert.equal(r.stdout.split(/\s/)[0], whole);
       else assertCleanFailure(r);
     }
