@@ -18,3 +18,4 @@ export { serializeOutput } from './serialize.js';
 export { toWireError } from './errors.js';
 export { OPERATIONS, TARGET_PREFIX } from './model/shapes.js';
 export { bindOperations } from './operations.js';
+export { ensureTlsMaterial, serverNames, type TlsFiles } from './tls/material.js';

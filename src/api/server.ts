@@ -39,6 +39,8 @@ export interface ApiOptions {
   readonly metrics?: ApiMetrics;
   /** Resolves when the service's dependencies answer (the database); throws otherwise. */
   readonly health?: () => Promise<void>;
+  /** Serve HTTPS with this certificate chain and key (PEM). */
+  readonly https?: { readonly cert: string; readonly key: string };
 }
 
 const JSON_11 = 'application/x-amz-json-1.1';
@@ -53,6 +55,7 @@ export function createApi(options: ApiOptions) {
   const metrics = options.metrics ?? new ApiMetrics();
   const replay = new ReplayGuard();
   const app = Fastify({
+    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_BODY_BYTES,

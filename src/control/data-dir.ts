@@ -16,7 +16,7 @@ import { constants } from 'node:fs';
 import { chmod, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { InvalidArgumentError, toFerryError } from '../errors/index.js';
+import { InvalidArgumentError, OperationNotPermittedError, toFerryError } from '../errors/index.js';
 
 export interface DataDir {
   readonly root: string;
@@ -154,5 +154,41 @@ export async function createPrivateFile(path: string, content: string): Promise<
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw toFerryError(err);
+  }
+}
+
+/**
+ * One `ferry server` per data directory: DATA_DIR/server.pid holds the pid of the server
+ * using it. A pid file whose process is gone (a crash, kill -9) is taken over. Returns the
+ * release function.
+ */
+export async function lockDataDir(d: DataDir): Promise<() => Promise<void>> {
+  const path = join(d.root, 'server.pid');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await createPrivateFile(path, `${process.pid}\n`)) {
+      return async () => {
+        const { rm } = await import('node:fs/promises');
+        await rm(path, { force: true });
+      };
+    }
+    const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+      throw new OperationNotPermittedError(
+        `another ferry server (pid ${holder}) is using ${d.root}; stop it first or use another --data-dir`,
+        { pid: holder, dataDir: d.root },
+      );
+    }
+    const { rm } = await import('node:fs/promises');
+    await rm(path, { force: true });
+  }
+  throw new OperationNotPermittedError(`cannot lock ${d.root} (server.pid keeps changing)`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -15,6 +15,7 @@ export {
   writeConfig,
   databaseTarget,
   createPrivateFile,
+  lockDataDir,
   writePrivateFile,
   type DataDir,
   type DataDirConfig,

@@ -19,6 +19,7 @@ import {
   dataDir,
   ensureDataDir,
   loadOrCreateMasterKey,
+  lockDataDir,
   readConfig,
   writeConfig,
   type DataDir,
@@ -30,6 +31,8 @@ export interface OpenControlOptions extends Omit<ControlPlaneOptions, 'db' | 'ma
   readonly database?: string;
   /** Open (creating on first use) the image store in DATA_DIR/store with DATA_DIR/store.key. */
   readonly withStore?: boolean;
+  /** Take the data directory's server lock (one `ferry server` per data directory). */
+  readonly exclusive?: boolean;
 }
 
 export interface OpenedControlPlane {
@@ -44,6 +47,20 @@ export interface OpenedControlPlane {
 export async function openControlPlane(o: OpenControlOptions): Promise<OpenedControlPlane> {
   const dir = dataDir(o.dataDir);
   await ensureDataDir(dir);
+  const unlock = o.exclusive ? await lockDataDir(dir) : async () => undefined;
+  try {
+    return await openLocked(o, dir, unlock);
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
+}
+
+async function openLocked(
+  o: OpenControlOptions,
+  dir: DataDir,
+  unlock: () => Promise<void>,
+): Promise<OpenedControlPlane> {
   const config = await readConfig(dir);
   if (o.database !== undefined && !isPostgresUrl(o.database)) {
     throw new InvalidArgumentError(
@@ -62,7 +79,7 @@ export async function openControlPlane(o: OpenControlOptions): Promise<OpenedCon
     await writeConfig(dir, { database: o.database });
   const masterKey = await loadOrCreateMasterKey(dir);
   const { db, migration } = await openDatabase(o.database ?? config.database ?? dir.sqlitePath);
-  const { dataDir: _root, database: _db, withStore, ...rest } = o;
+  const { dataDir: _root, database: _db, withStore, exclusive: _x, ...rest } = o;
   let store: Repository | undefined;
   try {
     if (withStore) store = await openStore(dir);
@@ -76,7 +93,10 @@ export async function openControlPlane(o: OpenControlOptions): Promise<OpenedCon
     dir,
     migration,
     databaseDescription: db.description,
-    close: () => db.close(),
+    close: async () => {
+      await db.close();
+      await unlock();
+    },
   };
 }
 

@@ -35,6 +35,8 @@ export interface StartOptions {
   readonly database?: string;
   readonly args?: readonly string[];
   readonly timeoutMs?: number;
+  /** Serve HTTPS with Ferry's own CA (no --insecure-http). */
+  readonly tls?: boolean;
 }
 
 export async function startServer(o: StartOptions = {}): Promise<RunningServer> {
@@ -53,7 +55,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     dataDir,
     '--listen',
     '127.0.0.1:0',
-    '--insecure-http',
+    ...(o.tls ? [] : ['--insecure-http']),
     '--log-level',
     'warn',
     ...(o.imagesDir ? ['--images-dir', o.imagesDir] : []),
@@ -71,7 +73,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     }, o.timeoutMs ?? 30_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString('utf8');
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      const m = /listening on https?:\/\/127\.0\.0\.1:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
@@ -87,7 +89,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
   ) as Credentials;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${o.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     port,
     dataDir,
     credentials,

@@ -5,13 +5,22 @@
  *   ferry server --data-dir DIR --listen 127.0.0.1:PORT --insecure-http [--images-dir SRC]
  *
  * prints `listening on http://HOST:PORT` once requests are accepted, and runs until
- * SIGINT/SIGTERM. First start initialises the data directory and writes an admin access
- * key to DIR/admin-credentials.json (0600).
+ * SIGINT/SIGTERM. Without --insecure-http it serves HTTPS: with --tls-cert/--tls-key, or
+ * with a certificate from the CA Ferry makes in DIR/tls (clients trust DIR/tls/ca.pem).
+ * First start initialises the data directory and writes an admin access key to
+ * DIR/admin-credentials.json (0600).
  */
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { bindOperations, createApi, ApiMetrics, type GaugeSample } from '../../api/index.js';
+import {
+  bindOperations,
+  createApi,
+  ApiMetrics,
+  ensureTlsMaterial,
+  type GaugeSample,
+} from '../../api/index.js';
 import { createFolderConnector, type Connector } from '../../connectors/index.js';
 import {
   HEARTBEAT_INTERVAL_MS,
@@ -27,13 +36,16 @@ import { InvalidArgumentError, toFerryError } from '../../errors/index.js';
 import { needPositionals, parse } from '../args.js';
 
 const USAGE =
-  'ferry server [--data-dir DIR] [--listen HOST:PORT] --insecure-http [--images-dir SRC] [--database postgres://…] ' +
+  'ferry server [--data-dir DIR] [--listen HOST:PORT] [--insecure-http | --tls-cert PEM --tls-key PEM] ' +
+  '[--images-dir SRC] [--database postgres://…] ' +
   '[--frequency-unit hours|minutes] [--on-demand-runs-per-day N] [--log-level LEVEL]';
 
 const OPTIONS = {
   'data-dir': { type: 'string' },
   listen: { type: 'string' },
   'insecure-http': { type: 'boolean' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   'images-dir': { type: 'string' },
   database: { type: 'string' },
   'frequency-unit': { type: 'string' },
@@ -73,13 +85,15 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, OPTIONS, USAGE);
   needPositionals(positionals, 0, USAGE);
   const { host, port } = parseListen(values.listen ?? DEFAULT_LISTEN);
-  if (!values['insecure-http']) {
-    throw new InvalidArgumentError(
-      'HTTPS serving is not available in this build yet; pass --insecure-http to serve plain HTTP on loopback',
-    );
-  }
-  if (!isLoopback(host)) {
+  const insecure = values['insecure-http'] === true;
+  if (insecure && !isLoopback(host)) {
     throw new InvalidArgumentError(`--insecure-http serves only on loopback (127.0.0.0/8, ::1), not ${host}`);
+  }
+  if (insecure && (values['tls-cert'] || values['tls-key'])) {
+    throw new InvalidArgumentError('--insecure-http and --tls-cert/--tls-key exclude each other');
+  }
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) {
+    throw new InvalidArgumentError('--tls-cert and --tls-key go together');
   }
   const unit = values['frequency-unit'] ?? 'hours';
   if (unit !== 'hours' && unit !== 'minutes')
@@ -100,6 +114,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     jobPolicy: { frequencyUnit: unit, ...(perDay !== undefined ? { onDemandRunsPerDay: perDay } : {}) },
     log,
     withStore: true,
+    exclusive: true,
   });
   const { control, dir } = opened;
   const stops: (() => Promise<void> | void)[] = [() => opened.close()];
@@ -116,6 +131,21 @@ export async function serverCommand(argv: string[]): Promise<number> {
       stops.unshift(await runLocalConnector(control, connector, log));
     }
 
+    let https: { cert: string; key: string } | undefined;
+    if (!insecure) {
+      if (values['tls-cert'] && values['tls-key']) {
+        https = {
+          cert: await readFile(values['tls-cert'], 'utf8'),
+          key: await readFile(values['tls-key'], 'utf8'),
+        };
+      } else {
+        const tls = await ensureTlsMaterial(dir.tlsDir, host);
+        https = { cert: tls.cert, key: tls.key };
+        process.stderr.write(
+          `ferry: TLS certificate from Ferry's CA; clients trust ${tls.caPath} (aws --ca-bundle ${tls.caPath})\n`,
+        );
+      }
+    }
     const metrics = new ApiMetrics();
     metrics.addGauges(() => gauges(control));
     const api = createApi({
@@ -125,6 +155,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
       logger: log,
       metrics,
       health: () => control.ping(),
+      ...(https ? { https } : {}),
     });
     stops.unshift(() => api.close());
     await api.listen({ host, port });
@@ -134,8 +165,9 @@ export async function serverCommand(argv: string[]): Promise<number> {
     // Only one process may use the embedded SQLite database, so orphaned runs are ours.
     control.startWorkers({ soleWorker: control.db.dialect === 'sqlite' });
     stops.unshift(() => control.stopWorkers());
-    process.stdout.write(`listening on http://${shown}:${actual}\n`);
-    log.info({ url: `http://${shown}:${actual}`, dataDir: dir.root }, 'listening');
+    const url = `${https ? 'https' : 'http'}://${shown}:${actual}`;
+    process.stdout.write(`listening on ${url}\n`);
+    log.info({ url, dataDir: dir.root }, 'listening');
 
     const signal = await new Promise<string>((resolve) => {
       for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, () => resolve(s));
