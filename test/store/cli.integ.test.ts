@@ -204,3 +204,22 @@ async function ferryEnv(args: string[], env: NodeJS.ProcessEnv): Promise<CliResu
     Object.assign(process.env, saved);
   }
 }
+
+test('a 2 TiB sparse disk: a few chunks stored, maps and exports in seconds, identical', async () => {
+  const s = await newStore();
+  const src = join(s.dir, 'big.qcow2');
+  await qemuImg('create', '-q', '-f', 'qcow2', src, '2T');
+  const { qemuIo } = await import('../helpers/qemu.js');
+  await qemuIo(src, 'qcow2', 'write -P 0xab 1T 128k', 'write -P 0xcd 100G 64k');
+  const w = await s.run(['images', 'write', src, '--name', 'big', '--json']);
+  assert.equal(w.code, 0, w.stderr);
+  const image = JSON.parse(w.stdout);
+  assert.equal(image.disks[0].virtualSize, 2 * 1024 ** 4);
+  assert.equal(image.disks[0].stats.newChunks, 2, 'the 128 KiB of 0xab dedup to one chunk, plus one of 0xcd');
+  assert.ok(w.ms < 30_000);
+  const out = join(s.dir, 'out.qcow2');
+  const e = await s.run(['images', 'export', image.id, out, '-O', 'qcow2']);
+  assert.equal(e.code, 0, e.stderr);
+  assert.ok(e.ms < 30_000, `export took ${e.ms} ms`);
+  assert.match(await qemuImg('compare', src, out), /identical/);
+});

@@ -74,16 +74,11 @@ export class ImageLayer implements DiskLayer {
     const bs = this.shape.blockSize;
     const first = Math.floor(offset / bs);
     const end = offset + length;
-    const count = Math.ceil(end / bs) - first;
-    const refs = await this.#tree.blockRefs(first, count);
     const out: LayerExtent[] = [];
-    for (let i = 0; i < count; i++) {
-      const kind = isZeroRef(refs.subarray(i * ID_BYTES, (i + 1) * ID_BYTES)) ? 'zero' : 'data';
-      const s = Math.max(offset, (first + i) * bs);
-      const e = Math.min(end, (first + i + 1) * bs);
-      const last = out[out.length - 1];
-      if (last && last.kind === kind) out[out.length - 1] = { ...last, length: last.length + (e - s) };
-      else out.push({ offset: s, length: e - s, kind });
+    for (const run of await this.#tree.blockRuns(first, Math.ceil(end / bs) - first)) {
+      const s = Math.max(offset, run.start * bs);
+      const e = Math.min(end, (run.start + run.count) * bs);
+      if (e > s) out.push({ offset: s, length: e - s, kind: run.zero ? 'zero' : 'data' });
     }
     return out;
   }

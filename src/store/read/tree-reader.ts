@@ -73,6 +73,45 @@ export class TreeReader {
     return out;
   }
 
+  /**
+   * Blocks [first, first+count) as runs of zero / data blocks, merged. Zero subtrees are
+   * one run whatever their size (a 2 TiB empty disk maps in one step).
+   */
+  async blockRuns(first: number, count: number): Promise<{ start: number; count: number; zero: boolean }[]> {
+    const runs: { start: number; count: number; zero: boolean }[] = [];
+    const push = (start: number, n: number, zero: boolean) => {
+      const last = runs[runs.length - 1];
+      if (last && last.zero === zero && last.start + last.count === start) last.count += n;
+      else runs.push({ start, count: n, zero });
+    };
+    const end = first + count;
+    const visit = async (level: number, index: number, ref: Buffer): Promise<void> => {
+      const span = blocksPerNode(this.shape, level);
+      const nodeStart = index * span;
+      const s = Math.max(first, nodeStart);
+      const e = Math.min(end, nodeStart + span, this.shape.blocks);
+      if (s >= e) return;
+      if (isZeroRef(ref)) return push(s, e - s, true);
+      if (level === 0) return push(s, e - s, false);
+      const node = await this.#node(level, index, ref);
+      const childSpan = blocksPerNode(this.shape, level - 1);
+      const cFirst = Math.floor((s - nodeStart) / childSpan);
+      const cLast = Math.floor((e - 1 - nodeStart) / childSpan);
+      for (let c = cFirst; c <= cLast; c++) {
+        await visit(
+          level - 1,
+          index * this.shape.fanout + c,
+          node.subarray(c * ID_BYTES, (c + 1) * ID_BYTES),
+        );
+      }
+    };
+    if (count > 0) {
+      if (this.shape.depth === 0) push(first, count, true);
+      else await visit(this.shape.depth, 0, this.#root);
+    }
+    return runs;
+  }
+
   async #walk(
     level: number,
     index: number,
