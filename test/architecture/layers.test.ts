@@ -54,7 +54,8 @@ test('contexts import only the contexts below them, through their index.ts', () 
       const target = resolve(dirname(file), spec);
       const to = contextOf(target);
       if (to === from) continue;
-      if (!(ALLOWED[from] ?? []).includes(to)) problems.push(`${relative(ROOT, file)} imports ${to} (${spec})`);
+      if (!(ALLOWED[from] ?? []).includes(to))
+        problems.push(`${relative(ROOT, file)} imports ${to} (${spec})`);
       else if (relative(join(SRC, to), target) !== 'index.js') {
         problems.push(`${relative(ROOT, file)} reaches inside ${to}: ${spec} (import ${to}/index.js)`);
       }
@@ -67,7 +68,8 @@ test('format parsers never touch the file system, the network or processes', () 
   const problems: string[] = [];
   for (const file of sources.filter((f) => f.includes('/src/disk/formats/'))) {
     for (const spec of imports(file)) {
-      if ([...FS_MODULES, ...NETWORK_OR_PROCESS].includes(spec)) problems.push(`${relative(ROOT, file)}: ${spec}`);
+      if ([...FS_MODULES, ...NETWORK_OR_PROCESS].includes(spec))
+        problems.push(`${relative(ROOT, file)}: ${spec}`);
     }
   }
   assert.deepEqual(problems, []);
