@@ -97,6 +97,7 @@ export class ControlPlane {
   /** Runs one scheduler tick now and waits for the runs it started (tests). */
   async runDueWork(): Promise<void> {
     await this.#scheduler?.tick();
+    await this.#scheduler?.settled();
     await this.#executor?.idle();
   }
 

@@ -216,8 +216,7 @@ export class JobService {
   async updateReplicationJob(input: UpdateJobInput): Promise<Record<string, never>> {
     this.checkFrequency(input.frequency);
     const job = await this.#job(input.replicationJobId);
-    if (job.state === 'DELETING')
-      throw new OperationNotPermittedError(`replication job ${job.replicationJobId} is being deleted`);
+    if (job.state === 'DELETING') throw beingDeleted(job.replicationJobId);
     if (input.kmsKeyId && input.encrypted === false) {
       throw new InvalidArgumentError('kmsKeyId needs encrypted: true', { member: 'kmsKeyId' });
     }
@@ -252,6 +251,7 @@ export class JobService {
       const r = repositories(tx);
       const job = await r.jobs.get(input.replicationJobId);
       if (!job || job.state === 'DELETED') throw notFound(input.replicationJobId);
+      if (job.state === 'DELETING') throw beingDeleted(job.replicationJobId);
       const now = this.#clock.now();
       const active = await r.runs.forJob(job.replicationJobId, ['ACTIVE']);
       for (const run of await r.runs.forJob(job.replicationJobId, ['PENDING'])) {
@@ -284,8 +284,7 @@ export class JobService {
       const r = repositories(tx);
       const job = await r.jobs.get(input.replicationJobId);
       if (!job || job.state === 'DELETED') throw notFound(input.replicationJobId);
-      if (job.state === 'DELETING')
-        throw new OperationNotPermittedError(`replication job ${job.replicationJobId} is being deleted`);
+      if (job.state === 'DELETING') throw beingDeleted(job.replicationJobId);
       const open = await r.runs.forJob(job.replicationJobId, OPEN_RUN_STATES);
       if (open.length > 0) {
         throw new OperationNotPermittedError(
@@ -334,6 +333,11 @@ export class JobService {
     if (!job || job.state === 'DELETED' || !isJobState(job.state)) throw notFound(id);
     return job as JobRecord & { server: JobServerSnapshot };
   }
+}
+
+/** A job being deleted takes no more changes: for them it is already gone. */
+function beingDeleted(id: string): Error {
+  return new JobNotFoundError(`replication job ${id} is being deleted`, { replicationJobId: id });
 }
 
 function notFound(id: string): Error {

@@ -28,6 +28,8 @@ export const MAX_ATTEMPTS = 3;
 /** Progress is written to the database at most this often per run. */
 const PROGRESS_EVERY_MS = 1000;
 
+type Claim = { readonly kind: 'start' | 'job-deleted' | 'give-up'; readonly run: RunRecord };
+
 export interface ExecutorLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
@@ -76,8 +78,16 @@ export class RunExecutor {
             : (run.leaseUntil ?? 0) < now),
     );
     for (const run of candidates.slice(0, free)) {
-      const claimed = await this.#claim(run, now);
-      if (claimed) this.#start(claimed);
+      const claim = await this.#claim(run, now);
+      if (claim?.kind === 'start') this.#start(claim.run);
+      else if (claim?.kind === 'job-deleted')
+        await deleteRunOfDeletedJob(this.#o.db, run.replicationRunId, now);
+      else if (claim?.kind === 'give-up') {
+        const err = new InternalError(
+          `the run was interrupted ${claim.run.attempts} times (server stopped or crashed during it)`,
+        );
+        await failRun(this.#o.db, run.replicationRunId, this.workerId, err, now);
+      }
     }
   }
 
@@ -93,27 +103,19 @@ export class RunExecutor {
     while (this.#active.size > 0) await Promise.allSettled([...this.#active.values()].map((a) => a.done));
   }
 
-  async #claim(run: RunRecord, now: number): Promise<RunRecord | undefined> {
-    const fail = run.attempts >= MAX_ATTEMPTS;
-    return this.#o.db.transaction(async (tx) => {
+  async #claim(run: RunRecord, now: number): Promise<Claim | undefined> {
+    return this.#o.db.transaction(async (tx): Promise<Claim | undefined> => {
       const r = repositories(tx);
       const current = await r.runs.get(run.replicationRunId);
       if (!current || current.state !== run.state || current.leaseOwner !== run.leaseOwner) return undefined;
       const job = await r.jobs.get(run.replicationJobId);
       if (!job || job.state === 'DELETING' || job.state === 'DELETED') {
         await r.runs.update(run.replicationRunId, { leaseOwner: this.workerId });
-        queueMicrotask(() => void deleteRunOfDeletedJob(this.#o.db, run.replicationRunId, now));
-        return undefined;
+        return { kind: 'job-deleted', run: current };
       }
-      if (fail) {
+      if (current.attempts >= MAX_ATTEMPTS) {
         await r.runs.update(run.replicationRunId, { leaseOwner: this.workerId });
-        queueMicrotask(() => {
-          const err = new InternalError(
-            `the run was interrupted ${run.attempts} times (server stopped or crashed during it)`,
-          );
-          void failRun(this.#o.db, run.replicationRunId, this.workerId, err, now);
-        });
-        return undefined;
+        return { kind: 'give-up', run: current };
       }
       const patch = {
         state: 'ACTIVE',
@@ -130,7 +132,7 @@ export class RunExecutor {
         { state: 'ACTIVE', statusMessage: `Run ${run.replicationRunId} in progress.`, updatedAt: now },
         { field: 'state', in: jobStatesBefore('ACTIVE') },
       );
-      return { ...current, ...patch };
+      return { kind: 'start', run: { ...current, ...patch } };
     });
   }
 

@@ -181,6 +181,8 @@ for (const dialect of DIALECTS) {
           seedReplicationTime: s.clock.now() + 3600_000,
           frequency: 5,
         });
+        // Workers stopped while the test plays the dead worker.
+        await s.control.stopWorkers();
         const { replicationRunId } = await s.control.jobs.startOnDemandReplicationRun({ replicationJobId });
         const r = repositories(s.control.db);
         // A worker that died after `prepare`: ACTIVE, leased by someone else, one step done.
@@ -193,15 +195,17 @@ for (const dialect of DIALECTS) {
           step: 'snapshot',
           checkpoint: { done: ['prepare'], disks },
         });
+        s.control.startWorkers({ soleWorker: true });
         await s.control.runDueWork();
         const run = (await s.runs(replicationJobId))[0]!;
         assert.equal(run.state, 'COMPLETED', run.statusMessage);
         assert.equal((await r.runs.get(replicationRunId))?.attempts, 2);
 
+        await s.control.stopWorkers();
         const again = await s.control.jobs.startOnDemandReplicationRun({ replicationJobId });
         await r.runs.update(again.replicationRunId, { state: 'ACTIVE', leaseOwner: 'w-dead', attempts: 3 });
+        s.control.startWorkers({ soleWorker: true });
         await s.control.runDueWork();
-        await new Promise((res) => setTimeout(res, 200));
         const failed = (await s.runs(replicationJobId)).find(
           (x) => x.replicationRunId === again.replicationRunId,
         )!;

@@ -52,6 +52,11 @@ export class Scheduler {
     await this.#executor.stop();
   }
 
+  /** Resolves when no tick is in progress. */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running.catch(() => undefined);
+  }
+
   /** Runs a tick now (or right after the one in progress). */
   wake(): void {
     if (this.#running) {
