@@ -43,3 +43,5 @@ export {
 export { RepoLock, listLocks, removeStaleLocks, type LockInfo, type LockKind } from './lock/lock.js';
 export { collectGarbage, type GcOptions, type GcReport } from './gc/gc.js';
 export { checkRepository, type CheckIssue, type CheckOptions, type CheckReport } from './check/check.js';
+export type { S3BackendOptions } from './backend/s3/s3.js';
+export { parseS3Url, createS3Backend } from './backend/s3/url.js';

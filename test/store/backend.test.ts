@@ -4,10 +4,13 @@ import { readdir, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LocalBackend, MemoryBackend, listAll } from '../../src/store/index.js';
 import { tempDir } from '../helpers/qemu.js';
-import { backendContract } from './backend-contract.js';
+import { backendContract, largeObjectContract } from './backend-contract.js';
+import { s3Backend } from './s3-server.js';
 
 backendContract('memory', async () => new MemoryBackend());
 backendContract('local', async () => new LocalBackend(join(await tempDir('ferry-store-'), 'repo')));
+backendContract('s3', () => s3Backend());
+backendContract('s3 (bucket root)', () => s3Backend(''));
 
 test('local: put leaves no temporary file behind and ignores stray ones in listings', async () => {
   const root = join(await tempDir('ferry-store-'), 'repo');
@@ -23,3 +26,6 @@ test('local: put leaves no temporary file behind and ignores stray ones in listi
   );
   assert.equal(await b.cleanTemp(0), 1);
 });
+
+largeObjectContract('local', async () => new LocalBackend(join(await tempDir('ferry-store-'), 'repo')));
+largeObjectContract('s3', () => s3Backend());

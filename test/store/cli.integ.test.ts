@@ -223,3 +223,38 @@ test('a 2 TiB sparse disk: a few chunks stored, maps and exports in seconds, ide
   assert.ok(e.ms < 30_000, `export took ${e.ms} ms`);
   assert.match(await qemuImg('compare', src, out), /identical/);
 });
+
+test('the CLI on an s3:// repository (s3rver on loopback): init, write, export, check, gc', async () => {
+  const { CreateBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
+  const { s3Endpoint } = await import('./s3-server.js');
+  const endpoint = await s3Endpoint();
+  const creds = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: creds });
+  await client.send(new CreateBucketCommand({ Bucket: 'ferry-cli' }));
+  client.destroy();
+  const dir = await tempDir('ferry-s3-cli-');
+  const env = {
+    ...process.env,
+    FERRY_S3_ENDPOINT: endpoint,
+    AWS_ACCESS_KEY_ID: creds.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+    FERRY_STORE_REPO: 's3://ferry-cli/images',
+    FERRY_STORE_KEY_FILE: join(dir, 'k'),
+  };
+  const init = await ferryEnv(['store', 'init', '--new-key-file', join(dir, 'k')], env);
+  assert.equal(init.code, 0, init.stderr);
+  const src = join(dir, 'd.raw');
+  await writeFile(src, mixedDisk(3 * 1024 * 1024, 12));
+  const w = await ferryEnv(['images', 'write', src, '--name', 's3'], env);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal(w.stderr.includes('Warning'), false, 'no SDK warning on stderr');
+  const out = join(dir, 'out.raw');
+  const e = await ferryEnv(['images', 'export', w.stdout.trim(), out, '-O', 'raw'], env);
+  assert.equal(e.code, 0, e.stderr);
+  assert.equal(await sha256File(out), await sha256File(src));
+  assert.equal((await ferryEnv(['store', 'check', '--read-data'], env)).code, 0);
+  assert.equal((await ferryEnv(['images', 'delete', w.stdout.trim()], env)).code, 0);
+  const gc = await ferryEnv(['store', 'gc', '--json'], env);
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.ok(JSON.parse(gc.stdout).deletedPacks > 0);
+});

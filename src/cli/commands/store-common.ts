@@ -5,7 +5,14 @@
  */
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from '../../errors/index.js';
-import { LocalBackend, Repository, requireMasterKey, type Backend } from '../../store/index.js';
+import {
+  createS3Backend,
+  LocalBackend,
+  parseS3Url,
+  Repository,
+  requireMasterKey,
+  type Backend,
+} from '../../store/index.js';
 import type { Options } from '../args.js';
 
 export const REPO_OPTIONS = {
@@ -21,21 +28,34 @@ export interface RepoFlags {
   'passphrase-file'?: string | undefined;
 }
 
-export const REPO_USAGE = '--repo DIR (or FERRY_STORE_REPO) [--key-file F | --passphrase-file F]';
+export const REPO_USAGE =
+  '--repo DIR|s3://BUCKET/PREFIX (or FERRY_STORE_REPO) [--key-file F | --passphrase-file F]';
 
-export function backendFor(flags: RepoFlags): Backend {
+/**
+ * A local directory, or `s3://bucket/prefix` (endpoint from FERRY_S3_ENDPOINT for MinIO /
+ * Ceph RGW, region from AWS_REGION, credentials from the AWS SDK's usual chain).
+ */
+export async function backendFor(flags: RepoFlags): Promise<Backend> {
   const location = flags.repo ?? process.env.FERRY_STORE_REPO;
   if (!location) throw new InvalidArgumentError(`no repository: pass --repo DIR or set FERRY_STORE_REPO`);
+  if (location.startsWith('s3://')) {
+    const url = parseS3Url(location);
+    if (!url) throw new InvalidArgumentError(`${location} is not a valid s3://bucket/prefix location`);
+    const endpoint = process.env.FERRY_S3_ENDPOINT;
+    return createS3Backend({
+      ...url,
+      ...(endpoint ? { endpoint } : {}),
+      region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    });
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
-    throw new InvalidArgumentError(
-      `${location}: only local directories are supported as repositories for now`,
-    );
+    throw new InvalidArgumentError(`${location}: repositories are local directories or s3:// locations`);
   }
   return new LocalBackend(resolve(location));
 }
 
 export async function openRepo(flags: RepoFlags): Promise<Repository> {
-  const backend = backendFor(flags);
+  const backend = await backendFor(flags);
   const master = await requireMasterKey({
     keyFile: flags['key-file'],
     passphraseFile: flags['passphrase-file'],

@@ -24,7 +24,7 @@ export async function storeInit(argv: string[]): Promise<number> {
     USAGE,
   );
   needPositionals(positionals, 0, USAGE);
-  const backend = backendFor(values);
+  const backend = await backendFor(values);
   const blockSize = sizeOption(values['block-size'], 'block size') ?? storeLayout.DEFAULT_BLOCK_SIZE;
   const fanout = intOption(values.fanout, '--fanout') ?? storeLayout.DEFAULT_FANOUT;
   checkPowerOfTwo(blockSize, storeLayout.MIN_BLOCK_SIZE, storeLayout.MAX_BLOCK_SIZE, '--block-size');
