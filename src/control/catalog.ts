@@ -80,14 +80,18 @@ export class CatalogService {
       vmManagerId: a.vmManagerId ?? '',
       vmId: a.vmId ?? '',
     }));
-    const page = await r.servers.page(
-      { after: decodeToken('servers', input.nextToken), limit: pageSize(input.maxResults) },
-      only,
-    );
-    const modified = await r.settings.get(MODIFIED_KEY);
+    // Independent reads: in parallel (PostgreSQL runs them on separate pooled connections).
+    const [page, modified, status] = await Promise.all([
+      r.servers.page(
+        { after: decodeToken('servers', input.nextToken), limit: pageSize(input.maxResults) },
+        only,
+      ),
+      r.settings.get(MODIFIED_KEY),
+      r.settings.get(STATUS_KEY),
+    ]);
     return {
       ...(modified ? { lastModifiedOn: Number(modified) } : {}),
-      serverCatalogStatus: ((await r.settings.get(STATUS_KEY)) ?? 'NOT_IMPORTED') as CatalogStatus,
+      serverCatalogStatus: (status ?? 'NOT_IMPORTED') as CatalogStatus,
       serverList: page.items.map(serverView),
       nextToken: encodeToken('servers', page.next),
     };

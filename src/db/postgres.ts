@@ -6,6 +6,7 @@
  * The connection URL is the usual `postgres://user:pass@host:port/db`; `?options=-c
  * search_path=NAME` selects a schema (the test matrix uses one schema per test file).
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import {
   DatabaseConflictError,
@@ -137,9 +138,27 @@ async function query<T extends Row>(q: Queryable, sql: string, params: readonly 
   return (await execute(q, sql, params)).rows as T[];
 }
 
+/** Statement name per SQL text: each pooled connection parses and plans a statement once. */
+const statementNames = new Map<string, { name: string; text: string }>();
+function prepared(sql: string): { name: string; text: string } {
+  let s = statementNames.get(sql);
+  if (!s) {
+    s = {
+      name: `ferry_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`,
+      text: toPostgresPlaceholders(sql),
+    };
+    if (statementNames.size < 10_000) statementNames.set(sql, s);
+  }
+  return s;
+}
+
 async function execute(q: Queryable, sql: string, params: readonly SqlValue[]): Promise<pg.QueryResult> {
   try {
-    return await q.query(toPostgresPlaceholders(sql), normalizeParams(params));
+    // Transaction control and DDL run unnamed; everything else as a named prepared statement.
+    if (params.length === 0 && /^\s*(BEGIN|COMMIT|ROLLBACK|CREATE|ALTER|DROP)\b/i.test(sql)) {
+      return await q.query(sql);
+    }
+    return await q.query({ ...prepared(sql), values: normalizeParams(params) });
   } catch (err) {
     throw translate(err, sql);
   }
