@@ -230,13 +230,31 @@ for (const dialect of DIALECTS) {
         seedReplicationTime: seed,
         frequency: 24,
       });
-      await sms.startOnDemandReplicationRun({ replicationJobId });
-      // The first run may still be pending or running: a second one must wait.
-      const e = await rejectsWith(
+      const finished = async (runId: string) => {
+        for (let i = 0; i < 400; i++) {
+          const run = (await sms.getReplicationRuns({ replicationJobId })).replicationRunList!.find(
+            (r) => r.replicationRunId === runId,
+          )!;
+          if (run.state !== 'PENDING' && run.state !== 'ACTIVE') return run;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.fail('run did not finish');
+      };
+      const first = await sms.startOnDemandReplicationRun({ replicationJobId });
+      const second = sms.startOnDemandReplicationRun({ replicationJobId });
+      // While the first is pending or running a second must wait (unless it already finished).
+      await second.then(
+        (r) => finished(r.replicationRunId!),
+        (e: SMSServiceException) => assert.equal(e.name, 'OperationNotPermittedException'),
+      );
+      assert.equal((await finished(first.replicationRunId!)).state, 'COMPLETED');
+      const used = (await sms.getReplicationRuns({ replicationJobId })).replicationRunList!.length;
+      if (used < 2)
+        await finished((await sms.startOnDemandReplicationRun({ replicationJobId })).replicationRunId!);
+      await rejectsWith(
         sms.startOnDemandReplicationRun({ replicationJobId }),
-        'OperationNotPermittedException',
-      ).catch(() => undefined);
-      void e;
+        'ReplicationRunLimitExceededException',
+      );
       await sms.deleteReplicationJob({ replicationJobId });
     });
 
