@@ -92,7 +92,8 @@ test('two runs, a changed disk between them: two images, the second stores only 
   assert.equal(run1.type, 'AUTOMATIC');
   const job = (await sms.getReplicationJobs({ replicationJobId })).replicationJobList![0]!;
   assert.equal(job.latestAmiId, run1.amiId);
-  const nextInMs = job.nextReplicationRunStartTime!.getTime() - Math.floor(seed.getTime() / 1000) * 1000;
+  // The SDK sends a Date as whole epoch seconds, rounded (not truncated).
+  const nextInMs = job.nextReplicationRunStartTime!.getTime() - Math.round(seed.getTime() / 1000) * 1000;
   assert.equal(nextInMs, 60_000, 'frequency 1 in minutes mode');
 
   // Change one 64 KiB block of each disk.
