@@ -4,20 +4,37 @@
  * thread; {@link WorkerCodec} spreads batches over worker threads (zstd-napi and
  * node:crypto are synchronous, so threads are the only way to use more than one core).
  *
- * Batches live in {@link BatchBuffers}: a fixed ring of SharedArrayBuffers the workers read
- * without a copy, which also bounds the memory of the whole pipeline.
+ * Batches live in {@link BatchBuffers}: a fixed set of slots allocated once per write (no
+ * per-batch allocation, so no page faults) that also bounds the memory of the pipeline. A
+ * slot's buffers are *transferred* to a worker and back (zero-copy ping-pong), not shared:
+ * V8 copies in and out of SharedArrayBuffers with slow relaxed-atomic moves.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { InternalError } from '../../errors/index.js';
+import { SEAL_OVERHEAD } from '../crypto/aead.js';
 import type { RepoKeys } from '../crypto/keys.js';
 import type { SealedBlob } from './blob.js';
 import { hashBlocks, sealBlocks, unpackBlobs, type HashResult } from './work.js';
 
+/** One batch's memory: the blocks read, and room for them sealed. Owned by one party at a time. */
+export interface BatchSlot {
+  input: Buffer;
+  output: Buffer;
+}
+
 export interface ChunkCodec {
   readonly threads: number;
-  hash(batch: Buffer, blockSize: number): Promise<HashResult>;
-  seal(batch: Buffer, blockSize: number, picks: readonly number[], ids: Buffer): Promise<SealedBlob[]>;
+  /** Hashes the first `length` bytes of `slot.input`. */
+  hash(slot: BatchSlot, length: number, blockSize: number): Promise<HashResult>;
+  /** Seals the picked blocks into `slot.output`; the blobs' bytes are views of it. */
+  seal(
+    slot: BatchSlot,
+    length: number,
+    blockSize: number,
+    picks: readonly number[],
+    ids: Buffer,
+  ): Promise<SealedBlob[]>;
   close(): Promise<void>;
 }
 
@@ -27,22 +44,29 @@ export class InlineCodec implements ChunkCodec {
   constructor(keys: RepoKeys) {
     this.#keys = keys;
   }
-  async hash(batch: Buffer, blockSize: number): Promise<HashResult> {
-    return hashBlocks(this.#keys.idKey, batch, blockSize);
+  async hash(slot: BatchSlot, length: number, blockSize: number): Promise<HashResult> {
+    return hashBlocks(this.#keys.idKey, slot.input.subarray(0, length), blockSize);
   }
-  async seal(batch: Buffer, blockSize: number, picks: readonly number[], ids: Buffer): Promise<SealedBlob[]> {
-    return unpackBlobs(sealBlocks(this.#keys.encKey, batch, blockSize, picks, ids));
+  async seal(
+    slot: BatchSlot,
+    length: number,
+    blockSize: number,
+    picks: readonly number[],
+    ids: Buffer,
+  ): Promise<SealedBlob[]> {
+    const input = slot.input.subarray(0, length);
+    return unpackBlobs(sealBlocks(this.#keys.encKey, input, blockSize, picks, ids, slot.output));
   }
   async close(): Promise<void> {}
 }
 
 export type WorkerRequest =
-  | { seq: number; op: 'hash'; shared: SharedArrayBuffer; offset: number; length: number; blockSize: number }
+  | { seq: number; op: 'hash'; input: ArrayBuffer; length: number; blockSize: number }
   | {
       seq: number;
       op: 'seal';
-      shared: SharedArrayBuffer;
-      offset: number;
+      input: ArrayBuffer;
+      output: ArrayBuffer;
       length: number;
       blockSize: number;
       picks: number[];
@@ -50,11 +74,19 @@ export type WorkerRequest =
     };
 
 export type WorkerResponse =
-  | { seq: number; op: 'hash'; ids: Uint8Array; digests: Uint8Array; zero: Uint8Array }
-  | { seq: number; op: 'seal'; bytes: Uint8Array; meta: Uint32Array; blobIds: Uint8Array }
-  | { seq: number; op: 'error'; message: string };
+  | { seq: number; op: 'hash'; input: ArrayBuffer; ids: Uint8Array; digests: Uint8Array; zero: Uint8Array }
+  | {
+      seq: number;
+      op: 'seal';
+      input: ArrayBuffer;
+      output: ArrayBuffer;
+      length: number;
+      meta: Uint32Array;
+      blobIds: Uint8Array;
+    }
+  | { seq: number; op: 'error'; message: string; input?: ArrayBuffer; output?: ArrayBuffer };
 
-interface Slot {
+interface Thread {
   readonly worker: Worker;
   pending: number;
 }
@@ -63,7 +95,7 @@ const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLe
 
 export class WorkerCodec implements ChunkCodec {
   readonly threads: number;
-  readonly #slots: Slot[] = [];
+  readonly #threads: Thread[] = [];
   readonly #waiting = new Map<number, { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void }>();
   #seq = 0;
   #failure: Error | undefined;
@@ -75,9 +107,9 @@ export class WorkerCodec implements ChunkCodec {
         workerData: { encKey: keys.encKey, idKey: keys.idKey },
       });
       worker.unref();
-      const slot: Slot = { worker, pending: 0 };
+      const t: Thread = { worker, pending: 0 };
       worker.on('message', (m: WorkerResponse) => {
-        slot.pending--;
+        t.pending--;
         const w = this.#waiting.get(m.seq);
         this.#waiting.delete(m.seq);
         w?.resolve(m);
@@ -86,7 +118,7 @@ export class WorkerCodec implements ChunkCodec {
       worker.on('exit', (code) => {
         if (code !== 0) this.#fail(new Error(`chunk worker exited with code ${code}`));
       });
-      this.#slots.push(slot);
+      this.#threads.push(t);
     }
   }
 
@@ -95,59 +127,46 @@ export class WorkerCodec implements ChunkCodec {
     return Math.max(1, Math.min(8, availableParallelism()));
   }
 
-  async hash(batch: Buffer, blockSize: number): Promise<HashResult> {
-    const r = await this.#send(
-      (seq, shared) => ({
-        seq,
-        op: 'hash',
-        shared,
-        offset: batch.byteOffset,
-        length: batch.length,
-        blockSize,
-      }),
-      batch,
-    );
+  async hash(slot: BatchSlot, length: number, blockSize: number): Promise<HashResult> {
+    const input = ownedBuffer(slot.input);
+    const r = await this.#send({ seq: 0, op: 'hash', input, length, blockSize }, [input], slot);
     if (r.op !== 'hash') throw new InternalError('chunk worker answered out of protocol');
     return { ids: asBuffer(r.ids), digests: asBuffer(r.digests), zero: r.zero };
   }
 
-  async seal(batch: Buffer, blockSize: number, picks: readonly number[], ids: Buffer): Promise<SealedBlob[]> {
+  async seal(
+    slot: BatchSlot,
+    length: number,
+    blockSize: number,
+    picks: readonly number[],
+    ids: Buffer,
+  ): Promise<SealedBlob[]> {
     if (picks.length === 0) return [];
+    const input = ownedBuffer(slot.input);
+    const output = ownedBuffer(slot.output);
     const r = await this.#send(
-      (seq, shared) => ({
-        seq,
-        op: 'seal',
-        shared,
-        offset: batch.byteOffset,
-        length: batch.length,
-        blockSize,
-        picks: [...picks],
-        ids: new Uint8Array(ids),
-      }),
-      batch,
+      { seq: 0, op: 'seal', input, output, length, blockSize, picks: [...picks], ids: new Uint8Array(ids) },
+      [input, output],
+      slot,
     );
     if (r.op !== 'seal') throw new InternalError('chunk worker answered out of protocol');
-    return unpackBlobs({ bytes: asBuffer(r.bytes), meta: r.meta, ids: asBuffer(r.blobIds) });
+    return unpackBlobs({ bytes: slot.output.subarray(0, r.length), meta: r.meta, ids: asBuffer(r.blobIds) });
   }
 
-  #send(
-    make: (seq: number, shared: SharedArrayBuffer) => WorkerRequest,
-    batch: Buffer,
-  ): Promise<WorkerResponse> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    if (!(batch.buffer instanceof SharedArrayBuffer)) {
-      return Promise.reject(new InternalError('worker batches must live in BatchBuffers'));
-    }
+  /** Sends a request transferring the slot's buffers; puts them back in the slot on reply. */
+  async #send(req: WorkerRequest, transfer: ArrayBuffer[], slot: BatchSlot): Promise<WorkerResponse> {
+    if (this.#failure) throw this.#failure;
     const seq = ++this.#seq;
-    const slot = this.#slots.reduce((a, b) => (b.pending < a.pending ? b : a));
-    slot.pending++;
-    return new Promise<WorkerResponse>((resolve, reject) => {
+    const t = this.#threads.reduce((a, b) => (b.pending < a.pending ? b : a));
+    t.pending++;
+    const r = await new Promise<WorkerResponse>((resolve, reject) => {
       this.#waiting.set(seq, { resolve, reject });
-      slot.worker.postMessage(make(seq, batch.buffer as SharedArrayBuffer));
-    }).then((r) => {
-      if (r.op === 'error') throw new InternalError(`chunk worker failed: ${r.message}`);
-      return r;
+      t.worker.postMessage({ ...req, seq }, transfer);
     });
+    if (r.input) slot.input = Buffer.from(r.input);
+    if ('output' in r && r.output) slot.output = Buffer.from(r.output);
+    if (r.op === 'error') throw new InternalError(`chunk worker failed: ${r.message}`);
+    return r;
   }
 
   #fail(err: Error): void {
@@ -158,32 +177,49 @@ export class WorkerCodec implements ChunkCodec {
 
   async close(): Promise<void> {
     this.#failure ??= new InternalError('chunk codec closed');
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
   }
+}
+
+function ownedBuffer(b: Buffer): ArrayBuffer {
+  if (b.byteOffset !== 0 || b.length !== b.buffer.byteLength || b.buffer instanceof SharedArrayBuffer) {
+    throw new InternalError('batch buffers must own their whole ArrayBuffer (BatchBuffers)');
+  }
+  return b.buffer as ArrayBuffer;
 }
 
 export function createCodec(keys: RepoKeys, threads = WorkerCodec.defaultThreads()): ChunkCodec {
   return threads > 0 ? new WorkerCodec(keys, threads) : new InlineCodec(keys);
 }
 
-/** A fixed ring of shared batch buffers: acquire waits when all are in use. */
+/**
+ * A fixed set of batch slots, allocated once per write; acquire waits when all are in use,
+ * which bounds the pipeline.
+ */
 export class BatchBuffers {
-  readonly #free: Buffer[] = [];
-  readonly #waiters: ((b: Buffer) => void)[] = [];
+  readonly #free: BatchSlot[] = [];
+  readonly #waiters: ((b: BatchSlot) => void)[] = [];
   readonly size: number;
 
-  constructor(count: number, size: number) {
+  constructor(count: number, size: number, blockSize: number) {
     this.size = size;
-    for (let i = 0; i < count; i++) this.#free.push(Buffer.from(new SharedArrayBuffer(size)));
+    const out = size + SEAL_OVERHEAD * Math.ceil(size / blockSize);
+    for (let i = 0; i < count; i++) {
+      // new ArrayBuffer (not Buffer.alloc*): never a slice of Node's pool, so transferable.
+      this.#free.push({
+        input: Buffer.from(new ArrayBuffer(size)),
+        output: Buffer.from(new ArrayBuffer(out)),
+      });
+    }
   }
 
-  async acquire(): Promise<Buffer> {
+  async acquire(): Promise<BatchSlot> {
     const b = this.#free.pop();
     if (b) return b;
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  release(b: Buffer): void {
+  release(b: BatchSlot): void {
     const w = this.#waiters.shift();
     if (w) w(b);
     else this.#free.push(b);

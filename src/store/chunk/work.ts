@@ -4,6 +4,7 @@
  * sealing (compress + encrypt) only for the blocks the main thread found to be new.
  */
 import { createHash } from 'node:crypto';
+import { InternalError } from '../../errors/index.js';
 import { chunkIdOf } from '../crypto/keys.js';
 import { ID_BYTES } from '../layout.js';
 import { SEAL_OVERHEAD, sealInto } from '../crypto/aead.js';
@@ -69,7 +70,8 @@ export function hashBlocks(idKey: Buffer, data: Buffer, blockSize: number): Hash
 
 /**
  * Seals the blocks at `picks` (indexes into the batch) with their ids from `ids`, straight
- * into one buffer (outside Node's pool, so a worker can transfer it without a copy).
+ * into `out` (reused from batch to batch: no allocation, so no page faults, per batch).
+ * `out` must hold every pick uncompressed plus SEAL_OVERHEAD each.
  */
 export function sealBlocks(
   encKey: Buffer,
@@ -77,26 +79,25 @@ export function sealBlocks(
   blockSize: number,
   picks: readonly number[],
   ids: Buffer,
+  out: Buffer,
 ): PackedBlobs {
   const block = (i: number) => data.subarray(i * blockSize, Math.min((i + 1) * blockSize, data.length));
-  // Room for the worst case (nothing compresses); the unused tail is never read.
-  const capacity = picks.reduce((s, i) => s + block(i).length + SEAL_OVERHEAD, 0);
-  const bytes = Buffer.from(new ArrayBuffer(capacity));
   const meta = new Uint32Array(picks.length * 3);
-  const outIds = Buffer.from(new ArrayBuffer(picks.length * ID_BYTES));
+  const outIds = Buffer.allocUnsafe(picks.length * ID_BYTES);
   let at = 0;
   picks.forEach((b, j) => {
     const raw = block(b);
+    if (at + raw.length + SEAL_OVERHEAD > out.length) throw new InternalError('seal output buffer too small');
     const { payload, compression } = compressView(raw);
     const id = ids.subarray(b * ID_BYTES, (b + 1) * ID_BYTES);
     outIds.set(id, j * ID_BYTES);
-    const n = sealInto(encKey, payload, blobAad(BLOB_DATA, compression, raw.length, id), bytes, at);
+    const n = sealInto(encKey, payload, blobAad(BLOB_DATA, compression, raw.length, id), out, at);
     meta[j * 3] = n;
     meta[j * 3 + 1] = raw.length;
     meta[j * 3 + 2] = compression;
     at += n;
   });
-  return { bytes: bytes.subarray(0, at), meta, ids: outIds };
+  return { bytes: out.subarray(0, at), meta, ids: outIds };
 }
 
 /** Sealed blobs flattened for a transfer between threads (one ArrayBuffer, no copies). */

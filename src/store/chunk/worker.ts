@@ -1,7 +1,7 @@
 /**
  * Worker thread entry: hashes and seals batches for the main thread (pool.ts). The batch
- * bytes live in a SharedArrayBuffer owned by the main thread; results come back as
- * transferred buffers. Keys arrive once, in workerData.
+ * buffers are transferred here and back with the results (no copies). Keys arrive once, in
+ * workerData.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { hashBlocks, sealBlocks } from './work.js';
@@ -14,20 +14,34 @@ const port = parentPort;
 
 port?.on('message', (m: WorkerRequest) => {
   let reply: WorkerResponse;
-  const transfer: ArrayBuffer[] = [];
+  const transfer: ArrayBuffer[] = [m.input];
   try {
-    const bytes = Buffer.from(m.shared, m.offset, m.length);
+    const bytes = Buffer.from(m.input, 0, m.length);
     if (m.op === 'hash') {
       const r = hashBlocks(idKey, bytes, m.blockSize);
-      reply = { seq: m.seq, op: 'hash', ids: r.ids, digests: r.digests, zero: r.zero };
+      reply = { seq: m.seq, op: 'hash', input: m.input, ids: r.ids, digests: r.digests, zero: r.zero };
     } else {
+      transfer.push(m.output);
       const ids = Buffer.from(m.ids.buffer, m.ids.byteOffset, m.ids.byteLength);
-      const p = sealBlocks(encKey, bytes, m.blockSize, m.picks, ids);
-      transfer.push(p.bytes.buffer as ArrayBuffer);
-      reply = { seq: m.seq, op: 'seal', bytes: p.bytes, meta: p.meta, blobIds: p.ids };
+      const p = sealBlocks(encKey, bytes, m.blockSize, m.picks, ids, Buffer.from(m.output));
+      reply = {
+        seq: m.seq,
+        op: 'seal',
+        input: m.input,
+        output: m.output,
+        length: p.bytes.length,
+        meta: p.meta,
+        blobIds: p.ids,
+      };
     }
   } catch (err) {
-    reply = { seq: m.seq, op: 'error', message: (err as Error).message };
+    reply = {
+      seq: m.seq,
+      op: 'error',
+      message: (err as Error).message,
+      input: m.input,
+      ...(m.op === 'seal' ? { output: m.output } : {}),
+    };
   }
   port.postMessage(reply, transfer);
 });

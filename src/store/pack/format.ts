@@ -61,7 +61,7 @@ export function buildPack(encKey: Buffer, blobs: readonly SealedBlob[]): BuiltPa
   const trailer = Buffer.allocUnsafe(TRAILER_BYTES);
   trailer.writeUInt32LE(sealedHeader.length, 0);
   PACK_MAGIC.copy(trailer, 4);
-  const parts = [...blobs.map((b) => b.bytes), sealedHeader, trailer];
+  const parts = [...joinContiguous(blobs.map((b) => b.bytes)), sealedHeader, trailer];
   const hash = createHash('sha256');
   for (const p of parts) hash.update(p);
   return { id: hash.digest('hex'), parts, size: offset + sealedHeader.length + TRAILER_BYTES, entries };
@@ -134,4 +134,16 @@ export function decodeHeader(
     });
   }
   return entries;
+}
+
+/** Merges views that follow each other in one buffer (a packer's arena) into one part. */
+function joinContiguous(views: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (const v of views) {
+    const last = out[out.length - 1];
+    if (last && last.buffer === v.buffer && last.byteOffset + last.length === v.byteOffset) {
+      out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + v.length);
+    } else out.push(v);
+  }
+  return out;
 }

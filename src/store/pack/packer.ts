@@ -8,7 +8,13 @@
  * manifest pages are safe to checkpoint.
  */
 import { createHash } from 'node:crypto';
-import { BLOB_DATA, BLOB_TREE, type BlobType, type SealedBlob } from '../chunk/blob.js';
+import {
+  BLOB_DATA,
+  BLOB_TREE,
+  MAX_BLOB_STORED_BYTES,
+  type BlobType,
+  type SealedBlob,
+} from '../chunk/blob.js';
 import { idKey, type ChunkIndex } from '../index/chunk-index.js';
 import { encodeIndex, type IndexedPack } from '../index/format.js';
 import { DEFAULT_PACK_BYTES, indexKey, MAX_PACK_ENTRIES, packKey } from '../layout.js';
@@ -16,9 +22,11 @@ import type { Repository } from '../repo/repository.js';
 import { buildPack } from './format.js';
 
 interface OpenPack {
+  /** Entries; their bytes live in `arena` at increasing offsets. */
   blobs: SealedBlob[];
   bytes: number;
   firstSeq: number;
+  arena: Buffer;
 }
 
 export interface PackSinkOptions {
@@ -38,6 +46,7 @@ export class PackSink {
   readonly #onIndexed: (() => void) | undefined;
   readonly #open = new Map<BlobType, OpenPack>();
   readonly #inflight = new Map<Promise<void>, number>();
+  readonly #arenas: Buffer[] = [];
   /** Ids added to a pack that is not indexed yet. */
   readonly #pending = new Set<string>();
   #seq = 0;
@@ -68,15 +77,17 @@ export class PackSink {
     return this.#index.hasKey(key) || this.#pending.has(key);
   }
 
+  /** Queues a blob (its bytes are copied: the caller may reuse them at once). */
   add(blob: SealedBlob): number {
     this.#check();
     const seq = ++this.#seq;
     let open = this.#open.get(blob.type);
     if (!open) {
-      open = { blobs: [], bytes: 0, firstSeq: seq };
+      open = { blobs: [], bytes: 0, firstSeq: seq, arena: this.#arena() };
       this.#open.set(blob.type, open);
     }
-    open.blobs.push(blob);
+    open.arena.set(blob.bytes, open.bytes);
+    open.blobs.push({ ...blob, bytes: open.arena.subarray(open.bytes, open.bytes + blob.length) });
     open.bytes += blob.length;
     this.#pending.add(idKey(blob.id));
     if (open.bytes >= this.#packBytes || open.blobs.length >= MAX_PACK_ENTRIES) this.#close(blob.type);
@@ -104,6 +115,11 @@ export class PackSink {
     this.#check();
   }
 
+  /** Pack buffers are reused (no per-pack allocation): one per open or uploading pack. */
+  #arena(): Buffer {
+    return this.#arenas.pop() ?? Buffer.allocUnsafe(this.#packBytes + MAX_BLOB_STORED_BYTES);
+  }
+
   #close(type: BlobType): void {
     const open = this.#open.get(type);
     if (!open || open.blobs.length === 0) return;
@@ -111,6 +127,7 @@ export class PackSink {
     const p: Promise<void> = this.#upload(open.blobs).then(
       () => {
         this.#inflight.delete(p);
+        this.#arenas.push(open.arena);
         this.#onIndexed?.();
       },
       (err: unknown) => {

@@ -14,6 +14,7 @@
 import { chunks, type Disk } from '../../disk/index.js';
 import type { SealedBlob } from '../chunk/blob.js';
 import { BLOB_TREE, sealBlob } from '../chunk/blob.js';
+import type { BatchSlot } from '../chunk/pool.js';
 import type { HashResult } from '../chunk/work.js';
 import { treeIdOf } from '../crypto/keys.js';
 import { idKey } from '../index/chunk-index.js';
@@ -24,6 +25,9 @@ import { TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../manifest/tr
 import type { WriteContext } from './context.js';
 import { OffsetDisk } from './offset-disk.js';
 import { writeCheckpoint, type DiskProgress } from './staging.js';
+
+/** Size of one read from the source disk (see run()). */
+const READ_BYTES = 256 * 1024;
 
 export interface DiskResult {
   readonly root: string;
@@ -92,11 +96,7 @@ export class DiskRun {
       let decided: Promise<void> = Promise.resolve();
       let applied: Promise<void> = Promise.resolve();
       const inflight: Promise<void>[] = [];
-      const opts = { blockSize: bs, chunkBytes: this.#ctx.buffers.size, depth: 2, signal: this.#ctx.signal };
-      for await (const c of chunks(view, opts)) {
-        const item: Batch = c.data
-          ? await this.#dataBatch(c.data)
-          : this.#zeroBatch(Math.ceil(c.length / bs), c.length);
+      const dispatch = async (item: Batch) => {
         const d: Promise<void> = decided.then(() => item.decide());
         const a: Promise<void> = Promise.all([applied, d]).then(() => item.apply());
         d.catch(() => {});
@@ -107,7 +107,31 @@ export class DiskRun {
         while (inflight.length >= this.#ctx.maxInflight) await inflight.shift();
         await this.#ctx.sink.backpressure();
         this.#checkCp();
+      };
+      // Small reads (fresh buffers of a few hundred KiB stay cheap and cache-hot; 4 MiB ones
+      // cost page faults and cold copies), gathered into batch slots of several MiB so each
+      // worker round trip carries enough work.
+      const readBytes = Math.max(bs, Math.floor(READ_BYTES / bs) * bs);
+      let slot: BatchSlot | undefined;
+      let used = 0;
+      const flush = async () => {
+        if (slot && used > 0) await dispatch(this.#dataBatch(slot, used));
+        slot = undefined;
+        used = 0;
+      };
+      const opts = { blockSize: bs, chunkBytes: readBytes, depth: 8, signal: this.#ctx.signal };
+      for await (const c of chunks(view, opts)) {
+        if (!c.data) {
+          await flush();
+          await dispatch(this.#zeroBatch(Math.ceil(c.length / bs), c.length));
+          continue;
+        }
+        slot ??= await this.#ctx.buffers.acquire();
+        slot.input.set(c.data, used); // (TypedArray#set: Buffer#copy is much slower into fresh memory)
+        used += c.data.length;
+        if (used + readBytes > this.#ctx.buffers.size) await flush();
       }
+      await flush();
       for (const p of inflight) await p;
     }
     const root = this.tree.finish().toString('hex');
@@ -185,18 +209,16 @@ export class DiskRun {
     };
   }
 
-  async #dataBatch(data: Buffer): Promise<Batch> {
+  #dataBatch(slot: BatchSlot, length: number): Batch {
     const ctx = this.#ctx;
     const bs = this.shape.blockSize;
-    const buf = await ctx.buffers.acquire();
-    buf.set(data); // (TypedArray#set: Buffer#copy is much slower into fresh memory)
-    const batch = buf.subarray(0, data.length);
+    // The slot holds the blocks until sealed and the sealed blobs until added to a pack.
     let released = false;
     const release = () => {
-      if (!released) ctx.buffers.release(buf);
+      if (!released) ctx.buffers.release(slot);
       released = true;
     };
-    const hashed = ctx.codec.hash(batch, bs);
+    const hashed = ctx.codec.hash(slot, length, bs);
     hashed.catch(release);
     let r: HashResult;
     const picks: number[] = [];
@@ -211,35 +233,38 @@ export class DiskRun {
           ctx.reserved.add(key);
           picks.push(i);
         }
-        if (picks.length === 0) release();
-        else {
-          sealed = ctx.codec.seal(batch, bs, picks, r.ids);
-          sealed.then(release, release);
+        if (picks.length > 0) {
+          sealed = ctx.codec.seal(slot, length, bs, picks, r.ids);
+          sealed.catch(release);
         }
       },
       apply: async () => {
-        const blobs = await sealed;
-        const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
-        for (let i = 0; i < r.zero.length; i++) {
-          if (r.zero[i]) {
-            this.tree.pushBlockRef(ZERO_REF);
-            this.stats.zeroBlocks++;
-          } else {
-            const id = r.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
-            const blob = byBlock.get(i);
-            if (blob) {
-              ctx.sink.add(blob);
-              ctx.reserved.delete(idKey(id));
-              this.stats.newChunks++;
-              this.stats.newBytes += blob.rawLength;
-              this.stats.storedBytes += blob.length;
+        try {
+          const blobs = await sealed;
+          const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
+          for (let i = 0; i < r.zero.length; i++) {
+            if (r.zero[i]) {
+              this.tree.pushBlockRef(ZERO_REF);
+              this.stats.zeroBlocks++;
+            } else {
+              const id = r.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+              const blob = byBlock.get(i);
+              if (blob) {
+                ctx.sink.add(blob); // copies the bytes out of the slot
+                ctx.reserved.delete(idKey(id));
+                this.stats.newChunks++;
+                this.stats.newBytes += blob.rawLength;
+                this.stats.storedBytes += blob.length;
+              }
+              this.tree.pushBlockRef(id);
+              this.stats.dataBlocks++;
             }
-            this.tree.pushBlockRef(id);
-            this.stats.dataBlocks++;
+            this.sum.pushDigest(r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
           }
-          this.sum.pushDigest(r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+        } finally {
+          release();
         }
-        ctx.progress(data.length, data.length);
+        ctx.progress(length, length);
         this.maybeCheckpoint();
       },
     };

@@ -109,7 +109,7 @@ export async function writeImage(repo: Repository, options: WriteImageOptions): 
       imageId: id,
       sink,
       codec,
-      buffers: new BatchBuffers(maxInflight + 1, chunkBytes),
+      buffers: new BatchBuffers(maxInflight + 1, chunkBytes, repo.config.blockSize),
       reserved: new Set(),
       lock,
       maxInflight,
