@@ -134,3 +134,23 @@ test('a repository reopens with its key and images survive; the wrong key is ref
   await assert.rejects(Repository.open(new MemoryBackend(), master), { code: 'FERRY_STORE_NOT_FOUND' });
   await assert.rejects(Repository.init(backend, master), { code: 'FERRY_STORE_EXISTS' });
 });
+
+test('edge sizes: an empty disk, a one-sector disk, a size just past a page boundary', async () => {
+  const repo = await memoryRepo();
+  const sizes = [0, 512, 16 * 4096 + 512, 16 * 16 * 4096 + 4096];
+  const bufs = sizes.map((n, i) => pseudoRandom(n, 100 + i));
+  const image = await writeImage(repo, {
+    name: 'edges',
+    disks: await Promise.all(bufs.map(async (b, i) => ({ name: `d${i}`, disk: await memoryDisk(b) }))),
+    threads: 0,
+  });
+  for (const [i, b] of bufs.entries()) {
+    const sink = new MemorySink();
+    const writer = await driverFor('raw').createWriter!(sink, { virtualSize: b.length });
+    const r = await exportImage(repo, image.id, i, writer);
+    assert.equal(r.checksum, image.disks[i]!.checksum);
+    assert.equal(sha(sink.contents()), sha(b), `disk ${i} of ${b.length} bytes`);
+  }
+  assert.equal(image.disks[0]!.depth, 0);
+  assert.equal(image.disks[3]!.depth, 3);
+});

@@ -126,6 +126,7 @@ export class TreeBuilder {
 
   /** Resume: level-1 pages already committed, in order from the first. */
   seedPages(pageRefs: readonly Buffer[]): void {
+    if (pageRefs.length === 0) return;
     const l1 = this.#levels[1];
     if (!l1 || l1.index !== 0 || l1.n !== 0) throw new InternalError('seedPages on a started tree');
     for (const ref of pageRefs) this.#complete(1, ref, false);
