@@ -4,7 +4,7 @@
  * Object keys:
  *   config                     plaintext JSON + HMAC
  *   keys/<slot-id>             key slots (plaintext JSON, wrapped key material)
- *   data/<xx>/<pack-id>        pack files; pack-id = SHA-256 of the file, xx = first two hex digits
+ *   data/<xx>/<pack-id>        pack files; pack-id = SHA-256 of header + trailer, xx = first two hex digits
  *   index/<index-id>           index files; index-id = SHA-256 of the (encrypted) file
  *   images/<ami-id>            committed server image records
  *   staging/<ami-id>/<name>    an image being written (params, checkpoints)

@@ -3,12 +3,11 @@
  * (`--read-data`): the pack hashes to its name, every blob authenticates, inflates to its
  * raw length and hashes to its chunk id.
  */
-import { createHash } from 'node:crypto';
 import { FerryError, StoreCorruptError, StoreTooLargeError } from '../../errors/index.js';
 import { BLOB_DATA, openBlob } from '../chunk/blob.js';
 import { chunkIdOf, sha256, treeIdOf } from '../crypto/keys.js';
 import { MAX_PACK_BYTES, packKey } from '../layout.js';
-import { decodeHeader, parseTrailer, TRAILER_BYTES, type PackEntry } from '../pack/format.js';
+import { decodeHeader, packIdOf, parseTrailer, TRAILER_BYTES, type PackEntry } from '../pack/format.js';
 import type { Repository } from '../repo/repository.js';
 
 /** Reads a pack's trailer and header with two ranged reads. */
@@ -63,12 +62,13 @@ export async function verifyPackData(
     });
   }
   const bytes = await repo.backend.get(key);
-  if (createHash('sha256').update(bytes).digest('hex') !== packId) {
-    throw new StoreCorruptError(`${key}: content does not hash to the pack's name (altered bytes)`, {
+  const trailer = bytes.subarray(Math.max(0, bytes.length - TRAILER_BYTES));
+  const where = parseTrailer(trailer, bytes.length, key);
+  if (packIdOf(bytes.subarray(where.offset, where.offset + where.length), trailer) !== packId) {
+    throw new StoreCorruptError(`${key}: header does not hash to the pack's name (altered bytes)`, {
       object: key,
     });
   }
-  const where = parseTrailer(bytes.subarray(bytes.length - TRAILER_BYTES), bytes.length, key);
   const entries = decodeHeader(
     repo.keys.encKey,
     bytes.subarray(where.offset, where.offset + where.length),

@@ -1,14 +1,15 @@
 /**
  * Repacking: copies the live blobs of mostly-dead packs into new packs, verbatim (a blob's
  * authentication does not depend on its pack), and indexes them. The old packs are then
- * condemned whole, like dead ones. A pack whose bytes do not hash to its name is left alone
- * (and reported): corruption is never copied forward.
+ * condemned whole, like dead ones. A pack whose tail does not hash to its name is left alone
+ * (and reported); a copied blob keeps its GCM tag, so corruption inside one is never
+ * laundered: it still fails authentication wherever it is read.
  */
-import { createHash } from 'node:crypto';
 import type { SealedBlob } from '../chunk/blob.js';
 import { ChunkIndex } from '../index/chunk-index.js';
 import type { IndexedPack } from '../index/format.js';
 import { MAX_PACK_BYTES, packKey } from '../layout.js';
+import { packIdOf, parseTrailer, TRAILER_BYTES } from '../pack/format.js';
 import { PackSink } from '../pack/packer.js';
 import type { Repository } from '../repo/repository.js';
 
@@ -33,7 +34,18 @@ export async function repack(
       continue;
     }
     const bytes = await repo.backend.get(packKey(pack.packId));
-    if (createHash('sha256').update(bytes).digest('hex') !== pack.packId) {
+    const trailer = bytes.subarray(Math.max(0, bytes.length - TRAILER_BYTES));
+    const where = (() => {
+      try {
+        return parseTrailer(trailer, bytes.length, pack.packId);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (
+      !where ||
+      packIdOf(bytes.subarray(where.offset, where.offset + where.length), trailer) !== pack.packId
+    ) {
       skipped.push(pack.packId);
       continue;
     }
