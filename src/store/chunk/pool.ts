@@ -188,6 +188,11 @@ function ownedBuffer(b: Buffer): ArrayBuffer {
   return b.buffer as ArrayBuffer;
 }
 
+/** new ArrayBuffer (not Buffer.alloc*): never a slice of Node's pool, so transferable. */
+function whole(size: number): Buffer {
+  return Buffer.from(new ArrayBuffer(size));
+}
+
 export function createCodec(keys: RepoKeys, threads = WorkerCodec.defaultThreads()): ChunkCodec {
   return threads > 0 ? new WorkerCodec(keys, threads) : new InlineCodec(keys);
 }
@@ -199,18 +204,27 @@ export function createCodec(keys: RepoKeys, threads = WorkerCodec.defaultThreads
 export class BatchBuffers {
   readonly #free: BatchSlot[] = [];
   readonly #waiters: ((b: BatchSlot) => void)[] = [];
+  /** Output buffers handed back by packs once stored (see {@link BatchBuffers.newOutput}). */
+  readonly #outputs: Buffer[] = [];
+  readonly #outputBytes: number;
   readonly size: number;
 
   constructor(count: number, size: number, blockSize: number) {
     this.size = size;
-    const out = size + SEAL_OVERHEAD * Math.ceil(size / blockSize);
-    for (let i = 0; i < count; i++) {
-      // new ArrayBuffer (not Buffer.alloc*): never a slice of Node's pool, so transferable.
-      this.#free.push({
-        input: Buffer.from(new ArrayBuffer(size)),
-        output: Buffer.from(new ArrayBuffer(out)),
-      });
-    }
+    this.#outputBytes = size + SEAL_OVERHEAD * Math.ceil(size / blockSize);
+    for (let i = 0; i < count; i++) this.#free.push({ input: whole(size), output: whole(this.#outputBytes) });
+  }
+
+  /**
+   * A slot whose sealed output now belongs to packs gets a fresh (recycled) output; the old
+   * one comes back through {@link BatchBuffers.recycleOutput} once those packs are stored.
+   */
+  newOutput(): Buffer {
+    return this.#outputs.pop() ?? whole(this.#outputBytes);
+  }
+
+  recycleOutput(b: Buffer): void {
+    this.#outputs.push(b);
   }
 
   async acquire(): Promise<BatchSlot> {

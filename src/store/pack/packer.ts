@@ -22,11 +22,43 @@ import type { Repository } from '../repo/repository.js';
 import { buildPack } from './format.js';
 
 interface OpenPack {
-  /** Entries; their bytes live in `arena` at increasing offsets. */
   blobs: SealedBlob[];
   bytes: number;
   firstSeq: number;
-  arena: Buffer;
+  /** Buffers holding blob bytes that this pack must keep alive until it is stored. */
+  owners: Set<BufferOwner>;
+}
+
+/**
+ * Keeps a buffer that blobs point into alive until every pack holding some of them is
+ * stored, then hands it back (the writer's sealed batch outputs: no copy into the pack).
+ */
+export class BufferOwner {
+  #refs = 0;
+  #done = false;
+  readonly #onFree: () => void;
+
+  constructor(onFree: () => void) {
+    this.#onFree = onFree;
+  }
+
+  get refs(): number {
+    return this.#refs;
+  }
+
+  ref(): void {
+    this.#refs++;
+  }
+
+  unref(): void {
+    if (--this.#refs === 0 && this.#done) this.#onFree();
+  }
+
+  /** No more blobs will be added from this buffer. */
+  done(): void {
+    this.#done = true;
+    if (this.#refs === 0) this.#onFree();
+  }
 }
 
 export interface PackSinkOptions {
@@ -46,7 +78,6 @@ export class PackSink {
   readonly #onIndexed: (() => void) | undefined;
   readonly #open = new Map<BlobType, OpenPack>();
   readonly #inflight = new Map<Promise<void>, number>();
-  readonly #arenas: Buffer[] = [];
   /** Ids added to a pack that is not indexed yet. */
   readonly #pending = new Set<string>();
   #seq = 0;
@@ -77,17 +108,23 @@ export class PackSink {
     return this.#index.hasKey(key) || this.#pending.has(key);
   }
 
-  /** Queues a blob (its bytes are copied: the caller may reuse them at once). */
-  add(blob: SealedBlob): number {
+  /**
+   * Queues a blob. Its bytes are used in place (not copied): they must stay unchanged until
+   * the pack is stored — pass the `owner` of the buffer they live in when it is reused.
+   */
+  add(blob: SealedBlob, owner?: BufferOwner): number {
     this.#check();
     const seq = ++this.#seq;
     let open = this.#open.get(blob.type);
     if (!open) {
-      open = { blobs: [], bytes: 0, firstSeq: seq, arena: this.#arena() };
+      open = { blobs: [], bytes: 0, firstSeq: seq, owners: new Set() };
       this.#open.set(blob.type, open);
     }
-    open.arena.set(blob.bytes, open.bytes);
-    open.blobs.push({ ...blob, bytes: open.arena.subarray(open.bytes, open.bytes + blob.length) });
+    if (owner && !open.owners.has(owner)) {
+      open.owners.add(owner);
+      owner.ref();
+    }
+    open.blobs.push(blob);
     open.bytes += blob.length;
     this.#pending.add(idKey(blob.id));
     if (open.bytes >= this.#packBytes || open.blobs.length >= MAX_PACK_ENTRIES) this.#close(blob.type);
@@ -115,11 +152,6 @@ export class PackSink {
     this.#check();
   }
 
-  /** Pack buffers are reused (no per-pack allocation): one per open or uploading pack. */
-  #arena(): Buffer {
-    return this.#arenas.pop() ?? Buffer.allocUnsafe(this.#packBytes + MAX_BLOB_STORED_BYTES);
-  }
-
   #close(type: BlobType): void {
     const open = this.#open.get(type);
     if (!open || open.blobs.length === 0) return;
@@ -127,7 +159,7 @@ export class PackSink {
     const p: Promise<void> = this.#upload(open.blobs).then(
       () => {
         this.#inflight.delete(p);
-        this.#arenas.push(open.arena);
+        for (const o of open.owners) o.unref();
         this.#onIndexed?.();
       },
       (err: unknown) => {

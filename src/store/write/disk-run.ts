@@ -24,6 +24,7 @@ import type { DiskStats } from '../manifest/record.js';
 import { TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../manifest/tree.js';
 import type { WriteContext } from './context.js';
 import { OffsetDisk } from './offset-disk.js';
+import { BufferOwner } from '../pack/packer.js';
 import { writeCheckpoint, type DiskProgress } from './staging.js';
 
 /** Size of one read from the source disk (see run()). */
@@ -239,6 +240,8 @@ export class DiskRun {
         }
       },
       apply: async () => {
+        const output = slot.output;
+        const owner = new BufferOwner(() => ctx.buffers.recycleOutput(output));
         try {
           const blobs = await sealed;
           const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
@@ -250,7 +253,7 @@ export class DiskRun {
               const id = r.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
               const blob = byBlock.get(i);
               if (blob) {
-                ctx.sink.add(blob); // copies the bytes out of the slot
+                ctx.sink.add(blob, owner); // the pack keeps the slot's output alive
                 ctx.reserved.delete(idKey(id));
                 this.stats.newChunks++;
                 this.stats.newBytes += blob.rawLength;
@@ -262,6 +265,9 @@ export class DiskRun {
             this.sum.pushDigest(r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
           }
         } finally {
+          // The output now belongs to packs: give the slot another one before reusing it.
+          if (owner.refs > 0) slot.output = ctx.buffers.newOutput();
+          owner.done();
           release();
         }
         ctx.progress(length, length);
