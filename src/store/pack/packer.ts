@@ -8,13 +8,7 @@
  * manifest pages are safe to checkpoint.
  */
 import { createHash } from 'node:crypto';
-import {
-  BLOB_DATA,
-  BLOB_TREE,
-  MAX_BLOB_STORED_BYTES,
-  type BlobType,
-  type SealedBlob,
-} from '../chunk/blob.js';
+import { BLOB_DATA, BLOB_TREE, type BlobType, type SealedBlob } from '../chunk/blob.js';
 import { idKey, type ChunkIndex } from '../index/chunk-index.js';
 import { encodeIndex, type IndexedPack } from '../index/format.js';
 import { DEFAULT_PACK_BYTES, indexKey, MAX_PACK_ENTRIES, packKey } from '../layout.js';
