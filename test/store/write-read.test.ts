@@ -154,3 +154,25 @@ test('edge sizes: an empty disk, a one-sector disk, a size just past a page boun
   assert.equal(image.disks[0]!.depth, 0);
   assert.equal(image.disks[3]!.depth, 3);
 });
+
+test('batches with and without new chunks interleave safely (sealed outputs are never shared)', async () => {
+  for (const threads of [0, 2]) {
+    const repo = await memoryRepo({ blockSize: 4096, fanout: 64 });
+    const base = pseudoRandom(24 * 1024 * 1024, 500);
+    await writeImage(repo, { name: 'a', disks: [{ name: 'd', disk: await memoryDisk(base) }], threads });
+    // Every other 4 MiB batch changes: batches alternate between all-known and all-new.
+    const next = Buffer.from(base);
+    for (let mb = 0; mb < 24; mb += 8) pseudoRandom(4 * 1024 * 1024, 900 + mb).copy(next, mb * 1024 * 1024);
+    const img = await writeImage(repo, {
+      name: 'b',
+      disks: [{ name: 'd', disk: await memoryDisk(next) }],
+      threads,
+      packBytes: 1024 * 1024,
+    });
+    const view = await openImageDisk(repo, img.id, 0);
+    assert.equal(await checksumDisk(view.disk), sha(next), `threads=${threads}`);
+    await view.disk.close();
+    const { checkRepository } = await import('../../src/store/index.js');
+    assert.deepEqual((await checkRepository(repo, { readData: true })).errors, [], `threads=${threads}`);
+  }
+});

@@ -265,9 +265,12 @@ export class DiskRun {
             this.sum.pushDigest(r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
           }
         } finally {
-          // The output now belongs to packs: give the slot another one before reusing it.
-          if (owner.refs > 0) slot.output = ctx.buffers.newOutput();
-          owner.done();
+          // If packs hold blobs of this output, it is theirs now (recycled once they are
+          // stored) and the slot gets another; otherwise the slot simply keeps it.
+          if (owner.refs > 0) {
+            slot.output = ctx.buffers.newOutput();
+            owner.done();
+          }
           release();
         }
         ctx.progress(length, length);
