@@ -224,6 +224,8 @@ export class BatchBuffers {
   }
 
   recycleOutput(b: Buffer): void {
+    if (b.length !== this.#outputBytes)
+      throw new InternalError('recycled a detached or foreign output buffer');
     this.#outputs.push(b);
   }
 

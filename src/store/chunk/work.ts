@@ -87,7 +87,10 @@ export function sealBlocks(
   let at = 0;
   picks.forEach((b, j) => {
     const raw = block(b);
-    if (at + raw.length + SEAL_OVERHEAD > out.length) throw new InternalError('seal output buffer too small');
+    if (at + raw.length + SEAL_OVERHEAD > out.length)
+      throw new InternalError(
+        `seal output buffer too small: ${at}+${raw.length} of ${out.length} (picks ${picks.length}, data ${data.length})`,
+      );
     const { payload, compression } = compressView(raw);
     const id = ids.subarray(b * ID_BYTES, (b + 1) * ID_BYTES);
     outIds.set(id, j * ID_BYTES);

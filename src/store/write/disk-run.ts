@@ -240,10 +240,12 @@ export class DiskRun {
         }
       },
       apply: async () => {
-        const output = slot.output;
-        const owner = new BufferOwner(() => ctx.buffers.recycleOutput(output));
+        let owner: BufferOwner | undefined;
         try {
           const blobs = await sealed;
+          // Only now: while a worker seals, slot.output is detached (transferred away).
+          const output = slot.output;
+          owner = new BufferOwner(() => ctx.buffers.recycleOutput(output));
           const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
           for (let i = 0; i < r.zero.length; i++) {
             if (r.zero[i]) {
@@ -267,7 +269,7 @@ export class DiskRun {
         } finally {
           // If packs hold blobs of this output, it is theirs now (recycled once they are
           // stored) and the slot gets another; otherwise the slot simply keeps it.
-          if (owner.refs > 0) {
+          if (owner && owner.refs > 0) {
             slot.output = ctx.buffers.newOutput();
             owner.done();
           }
