@@ -176,9 +176,15 @@ test('a corrupted pack: export fails with a coded error and leaves no file; chec
   await writeFile(disk, mixedDisk(2 * 1024 * 1024, 5));
   const id = (await s.run(['images', 'write', disk, '--name', 'c'])).stdout.trim();
   const packDir = join(s.repo, 'data');
-  const sub = (await readdir(packDir))[0]!;
-  const pack = join(packDir, sub, (await readdir(join(packDir, sub)))[0]!);
+  // Corrupt the largest pack: a small one (tree nodes) may be shorter than the offset flipped.
+  const packs: string[] = [];
+  for (const sub of await readdir(packDir)) {
+    for (const f of await readdir(join(packDir, sub))) packs.push(join(packDir, sub, f));
+  }
+  const sizes = await Promise.all(packs.map(async (p) => (await readFile(p)).length));
+  const pack = packs[sizes.indexOf(Math.max(...sizes))]!;
   const bytes = await readFile(pack);
+  assert.ok(bytes.length > 1000, 'the largest pack holds data blobs');
   bytes[1000]! ^= 0x40;
   await writeFile(pack, bytes);
   const out = join(s.dir, 'x.qcow2');
