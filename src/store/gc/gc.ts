@@ -33,6 +33,9 @@ import { markReferenced } from './mark.js';
 import { deleteGcRecord, newGcId, readGcRecords, writeGcRecord, type GcRecord } from './records.js';
 import { repack } from './repack.js';
 
+/** A put's temporary file lives for seconds; one an hour old belongs to a killed writer. */
+const TEMP_FILE_AGE_MS = 3600 * 1000;
+
 export interface GcOptions {
   /** Report what would be condemned; change nothing. */
   readonly dryRun?: boolean;
@@ -64,6 +67,8 @@ export interface GcReport {
   indexFilesAfter: number;
   staleLocksRemoved: number;
   stagingRemoved: number;
+  /** Temporary files of interrupted puts (local back end), older than an hour. */
+  tempFilesRemoved: number;
 }
 
 export async function collectGarbage(repo: Repository, options: GcOptions = {}): Promise<GcReport> {
@@ -85,6 +90,7 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     indexFilesAfter: 0,
     staleLocksRemoved: 0,
     stagingRemoved: 0,
+    tempFilesRemoved: 0,
   };
   try {
     if (!options.dryRun) {
@@ -98,6 +104,8 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     if (!options.dryRun) {
       report.staleLocksRemoved = await removeStaleLocks(repo);
       report.stagingRemoved = await removeDeadStaging(repo);
+      const b = repo.backend as { cleanTemp?: (olderThanMs: number) => Promise<number> };
+      if (typeof b.cleanTemp === 'function') report.tempFilesRemoved = await b.cleanTemp(TEMP_FILE_AGE_MS);
     }
     report.indexFilesAfter = (await listAll(repo.backend, KEY_PREFIX.index)).length;
     return report;
