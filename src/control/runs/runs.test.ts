@@ -134,17 +134,18 @@ for (const dialect of DIALECTS) {
     test('failures: FAILING, then PAUSED_ON_FAILURE with an actionable message; an on-demand run resumes the job', async () => {
       const s = await setup(dialect);
       try {
-        const { replicationJobId } = await s.control.jobs.createReplicationJob({
-          serverId: s.serverIds[0]!,
-          seedReplicationTime: s.clock.now(),
-          frequency: 1,
-        });
-        // Corrupt the source: the disk becomes a qcow2 header with nonsense.
+        // Corrupt the source first (a running worker may start the seed run at once): the disk
+        // becomes a qcow2 header with nonsense.
         const disk = join(s.images, 'vm01', 'disk0.img');
         const bad = Buffer.alloc(192 * 1024);
         bad.write('QFI\xfb', 0, 'latin1');
         bad.writeUInt32BE(3, 4);
         await writeFile(disk, bad);
+        const { replicationJobId } = await s.control.jobs.createReplicationJob({
+          serverId: s.serverIds[0]!,
+          seedReplicationTime: s.clock.now(),
+          frequency: 1,
+        });
         for (let i = 1; i <= FAILURES_BEFORE_PAUSE; i++) {
           await s.control.runDueWork();
           const job = await s.job(replicationJobId);
@@ -219,6 +220,9 @@ for (const dialect of DIALECTS) {
     test('a busy job gets a MISSED run at its scheduled time; deleting a job deletes its pending runs', async () => {
       const s = await setup(dialect);
       try {
+        // Workers stay stopped until the busy run is in place: a running worker would otherwise
+        // start the seed run itself, racing the on-demand request below.
+        await s.control.stopWorkers();
         const { replicationJobId } = await s.control.jobs.createReplicationJob({
           serverId: s.serverIds[0]!,
           seedReplicationTime: s.clock.now(),
@@ -231,7 +235,6 @@ for (const dialect of DIALECTS) {
           leaseOwner: 'w-other-live',
           leaseUntil: s.clock.now() + 3600_000,
         });
-        await s.control.stopWorkers();
         const scheduler = s.control;
         scheduler.startWorkers({ soleWorker: false });
         await s.control.runDueWork();
