@@ -239,6 +239,38 @@ export const AuthReplayedError = defineError(
   'The same signed request was already accepted; a replayed signature is refused.',
 );
 
+// ── API clients (`ferry servers|jobs|runs`): what went wrong on the way to the server ──
+export const ApiUnreachableError = defineError(
+  'FERRY_API_UNREACHABLE',
+  'io',
+  true,
+  'The server at the endpoint cannot be reached (connection refused or reset, timed out, host not found).',
+);
+export const ApiTlsUntrustedError = defineError(
+  'FERRY_API_TLS_UNTRUSTED',
+  'refused',
+  false,
+  "The server's TLS certificate is not trusted (pass --ca-bundle DATA_DIR/tls/ca.pem) or does not name the endpoint's host, or the endpoint's scheme is wrong.",
+);
+export const ApiServerError = defineError(
+  'FERRY_API_SERVER_ERROR',
+  'io',
+  true,
+  'The server answered with an internal error, was temporarily unavailable, or sent an answer the client cannot read; its log has details.',
+);
+export const RunFailedError = defineError(
+  'FERRY_RUN_FAILED',
+  'io',
+  true,
+  'The watched replication run ended FAILED, MISSED or DELETED; the message is its status message, whose own code (details.runCode) says why.',
+);
+export const WatchTimeoutError = defineError(
+  'FERRY_WATCH_TIMEOUT',
+  'aborted',
+  true,
+  '`ferry runs --watch --timeout` gave up before the run finished; the run goes on on the server.',
+);
+
 // ── Image store ─────────────────────────────────────────────────────────────────────
 export const StoreNotFoundError = defineError(
   'FERRY_STORE_NOT_FOUND',
@@ -329,4 +361,84 @@ export const StoreCheckFailedError = defineError(
   'corrupt',
   false,
   '`ferry store check` found errors in the repository (listed in its report).',
+);
+
+// ── Hypervisor protocols: QMP (control) and NBD (data) for live KVM/QEMU sources ─────
+export const QmpCommandFailedError = defineError(
+  'FERRY_QMP_COMMAND_FAILED',
+  'refused',
+  false,
+  'QEMU answered a QMP command with an error (its class and description are in the details).',
+);
+export const QmpProtocolError = defineError(
+  'FERRY_QMP_PROTOCOL_ERROR',
+  'corrupt',
+  false,
+  'The QMP peer sent something that is not QMP (no greeting, bad JSON, a reply to no command).',
+);
+export const QmpMessageTooLargeError = defineError(
+  'FERRY_QMP_MESSAGE_TOO_LARGE',
+  'too-large',
+  false,
+  'A QMP message exceeds the documented size cap; the connection is closed.',
+);
+export const QmpDisconnectedError = defineError(
+  'FERRY_QMP_DISCONNECTED',
+  'io',
+  true,
+  'The QMP socket could not be reached, or closed before the command was answered.',
+);
+export const QmpTimeoutError = defineError(
+  'FERRY_QMP_TIMEOUT',
+  'io',
+  true,
+  'QEMU did not answer a QMP command (or send an awaited event) in time.',
+);
+export const NbdProtocolError = defineError(
+  'FERRY_NBD_PROTOCOL_ERROR',
+  'corrupt',
+  false,
+  'The NBD server sent something the protocol forbids (bad magic, unknown cookie, a chunk outside the request).',
+);
+export const NbdTooLargeError = defineError(
+  'FERRY_NBD_TOO_LARGE',
+  'too-large',
+  false,
+  'A length or count sent by the NBD server exceeds a documented cap.',
+);
+export const NbdUnsupportedError = defineError(
+  'FERRY_NBD_UNSUPPORTED',
+  'unsupported',
+  false,
+  'The NBD server lacks a feature Ferry needs (fixed newstyle, NBD_OPT_GO, structured replies, a metadata context, or it requires TLS).',
+);
+export const NbdExportNotFoundError = defineError(
+  'FERRY_NBD_EXPORT_NOT_FOUND',
+  'not-found',
+  false,
+  'The NBD server has no export with the requested name.',
+);
+export const NbdOptionRefusedError = defineError(
+  'FERRY_NBD_OPTION_REFUSED',
+  'refused',
+  false,
+  'The NBD server refused a handshake option (policy, invalid, shutting down, …).',
+);
+export const NbdRequestFailedError = defineError(
+  'FERRY_NBD_REQUEST_FAILED',
+  'io',
+  true,
+  'The NBD server answered a read or block-status request with an error (its errno is in the details).',
+);
+export const NbdDisconnectedError = defineError(
+  'FERRY_NBD_DISCONNECTED',
+  'io',
+  true,
+  'The NBD server could not be reached, or closed the connection with requests in flight.',
+);
+export const NbdTimeoutError = defineError(
+  'FERRY_NBD_TIMEOUT',
+  'io',
+  true,
+  'The NBD server did not complete the handshake or answer a request in time.',
 );
