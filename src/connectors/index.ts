@@ -23,3 +23,6 @@ export {
 } from './folder/connector.js';
 export { parseVmx, type VmxFacts } from './folder/vmx.js';
 export { parseOvf, type OvfFacts } from './folder/ovf.js';
+// Live KVM/QEMU sources: the QMP (control) and NBD (data) protocol clients.
+export * as kvm from './kvm/index.js';
+export { QmpClient, NbdClient, NbdByteSource, openNbdSource } from './kvm/index.js';

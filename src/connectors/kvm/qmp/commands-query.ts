@@ -9,24 +9,19 @@ import type { QmpClient } from './client.js';
 
 type Obj = Readonly<Record<string, unknown>>;
 
-export function isObj(v: unknown): v is Obj {
+function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Checks that `value` is an array of objects each having `field` of type `kind`. */
-export function expectList<T>(
-  command: string,
-  value: unknown,
-  field: string,
-  kind: 'string' | 'number',
-): T[] {
+function expectList<T>(command: string, value: unknown, field: string, kind: 'string' | 'number'): T[] {
   if (!Array.isArray(value) || !value.every((x) => isObj(x) && typeof x[field] === kind)) {
     throw new QmpProtocolError(`QMP ${command} returned an unexpected shape`, { command, field });
   }
   return value as T[];
 }
 
-export function expectObj<T>(
+function expectObj<T>(
   command: string,
   value: unknown,
   field?: string,
