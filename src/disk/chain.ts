@@ -22,6 +22,8 @@ export interface Disk {
   map(offset?: number, length?: number): AsyncGenerator<Extent>;
   /** Exactly `length` bytes of the virtual disk at `offset` (must be inside it). */
   read(offset: number, length: number): Promise<Buffer>;
+  /** Optional: `read` into all of `target`, so the pipeline can reuse its buffers. */
+  readInto?(offset: number, target: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -109,6 +111,13 @@ export class LayeredDisk implements Disk {
       }
     }
     return out;
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    checkRange(offset, target.length, this.virtualSize);
+    const top = this.#layers[0] as DiskLayer;
+    if (this.#layers.length === 1 && top.readInto) return top.readInto(offset, target);
+    (await this.read(offset, target.length)).copy(target);
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@ export { MemorySource, SliceSource, checkRead } from './io/byte-source.js';
 export type { BlockSink } from './io/block-sink.js';
 export { MemorySink } from './io/block-sink.js';
 export { FileSource } from './io/file-source.js';
+export { BufferPool, readPool } from './io/buffer-pool.js';
 export { FileSink, StreamSink } from './io/file-sink.js';
 export { normalizeReference, type ReferencePolicy } from './io/resolver.js';
 export type { Extent, ExtentKind, LayerExtent } from './extent.js';

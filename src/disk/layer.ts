@@ -59,6 +59,8 @@ export interface DiskLayer {
    * as zeros. The engine only calls it for ranges inside [0, virtualSize).
    */
   read(offset: number, length: number): Promise<Buffer>;
+  /** Optional: `read` into all of `target` (same range rules), so buffers can be reused. */
+  readInto?(offset: number, target: Buffer): Promise<void>;
   /** Closes the sources this layer opened (its own ByteSource included). */
   close(): Promise<void>;
 }
@@ -90,6 +92,12 @@ export interface WriterOptions {
  */
 export interface DiskWriter {
   readonly blockSize: number;
+  /**
+   * True when the writer gives every block back to `readPool` (io/buffer-pool.ts) once it
+   * no longer needs it: every byte it was passed, written or skipped, released exactly
+   * once. The pipeline then reuses its read buffers; otherwise the writer keeps them.
+   */
+  readonly releasesBlocks?: boolean;
   writeBlock(offset: number, data: Buffer): Promise<void>;
   /** Writes remaining metadata, flushes; the output is complete when it resolves. */
   finish(): Promise<void>;

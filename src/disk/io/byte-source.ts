@@ -17,6 +17,11 @@ export interface ByteSource {
   readonly size: number;
   /** Returns exactly `length` bytes at `offset`, or throws FERRY_IMAGE_TRUNCATED. */
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Like `read`, into `target` (all of it): lets the pipeline reuse its buffers. Optional;
+   * callers fall back to `read`.
+   */
+  readInto?(offset: number, target: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 

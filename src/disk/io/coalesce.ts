@@ -1,25 +1,54 @@
 /**
- * Gathers small contiguous writes into large ones before they reach a sink. Writers
- * emit one block (often 64 KiB) at a time; a syscall per block would cost more than
- * the copy itself, so contiguous blocks are flushed together up to `limitBytes`.
+ * The one write path of every format writer: gathers contiguous writes into large ones
+ * before they reach a sink, without copying data. Writers emit one block (often 64 KiB)
+ * or cluster at a time; a syscall per block would cost more than the copy itself.
+ *
+ * - Consecutive views of one buffer (the pipeline reads 4 MiB and hands it over in blocks)
+ *   that also continue in the file are joined back into one view of the same memory.
+ * - Anything else contiguous in the file is gathered and written with one gather write
+ *   (`writev`) when the sink has one, else copied together.
+ * - On a seekable sink a few flushes stay in flight (libuv runs them while the writer
+ *   prepares the next blocks; positional writes to distinct ranges may overlap). A stream
+ *   gets one write at a time, in order.
+ * - With `pool`, every view is released to it once written (io/buffer-pool.ts): the writer
+ *   promises the pipeline it gives back what it was lent.
+ *
+ * The writer owns what it passes to `write`: it must not change a buffer afterwards.
  */
+import type { BufferPool } from './buffer-pool.js';
 import type { BlockSink } from './block-sink.js';
+
+/** Bytes gathered before a flush starts. */
+const DEFAULT_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Flushes in flight on a seekable sink: enough to keep two cores' I/O busy. */
+const MAX_IN_FLIGHT = 4;
+
+export interface CoalescingOptions {
+  readonly limitBytes?: number;
+  /** Release each written view to this pool (only for views lent by the pipeline). */
+  readonly pool?: BufferPool;
+}
 
 export class CoalescingWriter {
   readonly #sink: BlockSink;
   readonly #limit: number;
+  readonly #pool: BufferPool | undefined;
+  readonly #inFlight: Promise<void>[] = [];
   #start = 0;
   #parts: Buffer[] = [];
   #bytes = 0;
+  #written: number;
 
-  constructor(sink: BlockSink, limitBytes = 4 * 1024 * 1024) {
+  constructor(sink: BlockSink, options: CoalescingOptions = {}) {
     this.#sink = sink;
-    this.#limit = limitBytes;
+    this.#limit = options.limitBytes ?? DEFAULT_LIMIT_BYTES;
+    this.#pool = options.pool;
+    this.#written = sink.position;
   }
 
-  /** End offset of what has been queued (written or pending). */
+  /** End offset of what has been queued last (written, in flight or pending). */
   get end(): number {
-    return this.#start + this.#bytes;
+    return this.#bytes > 0 ? this.#start + this.#bytes : this.#written;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -27,7 +56,6 @@ export class CoalescingWriter {
     if (this.#bytes === 0) this.#start = offset;
     const last = this.#parts[this.#parts.length - 1];
     if (last && last.buffer === data.buffer && last.byteOffset + last.length === data.byteOffset) {
-      // Consecutive views of one read buffer (the pipeline's chunks): widen the view, no copy.
       this.#parts[this.#parts.length - 1] = Buffer.from(
         last.buffer,
         last.byteOffset,
@@ -40,16 +68,31 @@ export class CoalescingWriter {
     if (this.#bytes >= this.#limit) await this.flush();
   }
 
+  /** Starts writing what is gathered; waits only when too many writes are in flight. */
   async flush(): Promise<void> {
     if (this.#bytes === 0) return;
     const parts = this.#parts;
     const start = this.#start;
-    const bytes = this.#bytes;
+    this.#written = start + this.#bytes;
     this.#parts = [];
-    this.#start += bytes;
     this.#bytes = 0;
+    const p = this.#writeParts(start, parts);
+    p.catch(() => {}); // surfaced when awaited below or in drain()
+    this.#inFlight.push(p);
+    const most = this.#sink.seekable ? MAX_IN_FLIGHT : 0;
+    while (this.#inFlight.length > most) await this.#inFlight.shift();
+  }
+
+  /** Flushes and waits for every write: the output is on the sink when it resolves. */
+  async drain(): Promise<void> {
+    await this.flush();
+    while (this.#inFlight.length > 0) await this.#inFlight.shift();
+  }
+
+  async #writeParts(start: number, parts: Buffer[]): Promise<void> {
     if (parts.length === 1) await this.#sink.write(start, parts[0] as Buffer);
     else if (this.#sink.writev) await this.#sink.writev(start, parts);
-    else await this.#sink.write(start, Buffer.concat(parts, bytes));
+    else await this.#sink.write(start, Buffer.concat(parts));
+    if (this.#pool) for (const part of parts) this.#pool.release(part);
   }
 }

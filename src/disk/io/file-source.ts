@@ -42,8 +42,14 @@ export class FileSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    checkRead(this.name, this.size, offset, length);
     const buf = Buffer.allocUnsafe(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, buf: Buffer): Promise<void> {
+    const length = buf.length;
+    checkRead(this.name, this.size, offset, length);
     let done = 0;
     while (done < length) {
       let n: number;
@@ -61,7 +67,6 @@ export class FileSource implements ByteSource {
       }
       done += n;
     }
-    return buf;
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Disk } from '../chain.js';
+import { readPool } from '../io/buffer-pool.js';
 import { chunks } from './chunks.js';
 import { ProgressTracker, type ProgressObserver } from './progress.js';
 import { ZERO_BUFFER_BYTES, zeros } from './zero.js';
@@ -17,6 +18,7 @@ export async function checksumDisk(
   for await (const chunk of chunks(disk, { signal: options.signal })) {
     if (chunk.data) {
       hash.update(chunk.data);
+      readPool.release(chunk.data);
     } else {
       for (let left = chunk.length; left > 0; left -= ZERO_BUFFER_BYTES) {
         hash.update(zeros(Math.min(left, ZERO_BUFFER_BYTES)));

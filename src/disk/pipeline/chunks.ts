@@ -7,11 +7,16 @@
  */
 import { isStored } from '../extent.js';
 import type { Disk } from '../chain.js';
+import { readPool } from '../io/buffer-pool.js';
 
 export interface Chunk {
   readonly offset: number;
   readonly length: number;
-  /** Absent for ranges known to read as zeros. */
+  /**
+   * Absent for ranges known to read as zeros. Often a buffer of `readPool`: a consumer
+   * done with it calls `readPool.release(data)` so the next read reuses its pages (see
+   * io/buffer-pool.ts; a consumer that keeps it, or hands it on, simply does not).
+   */
   readonly data?: Buffer;
 }
 
@@ -88,7 +93,7 @@ export async function* chunks(disk: Disk, options: ChunkOptions = {}): AsyncGene
       }
       const seg = next.value;
       const p = seg.stored
-        ? disk.read(seg.offset, seg.length).then((data) => ({ offset: seg.offset, length: seg.length, data }))
+        ? readChunk(disk, seg)
         : Promise.resolve({ offset: seg.offset, length: seg.length });
       p.catch(() => {}); // surfaced when awaited below; avoid an unhandled rejection meanwhile
       queue.push(p);
@@ -105,4 +110,17 @@ export async function* chunks(disk: Disk, options: ChunkOptions = {}): AsyncGene
   } finally {
     await source.return(undefined);
   }
+}
+
+async function readChunk(disk: Disk, seg: Segment): Promise<Chunk> {
+  if (!disk.readInto)
+    return { offset: seg.offset, length: seg.length, data: await disk.read(seg.offset, seg.length) };
+  const data = readPool.acquire(seg.length);
+  try {
+    await disk.readInto(seg.offset, data);
+  } catch (err) {
+    readPool.release(data);
+    throw err;
+  }
+  return { offset: seg.offset, length: seg.length, data };
 }

@@ -4,6 +4,7 @@
  * (unless `strict`, where a size difference alone is a mismatch).
  */
 import type { Disk } from '../chain.js';
+import { readPool } from '../io/buffer-pool.js';
 import { chunks, type Chunk } from './chunks.js';
 import { ProgressTracker, type ProgressObserver } from './progress.js';
 import { isAllZero } from './zero.js';
@@ -43,8 +44,18 @@ export async function compareDisks(
   let pos = 0;
   try {
     while (pos < total) {
-      if (!ca || ca.offset + ca.length <= pos) ca = (await ia.next()).value as Chunk;
-      if (!cb || cb.offset + cb.length <= pos) cb = (await ib.next()).value as Chunk;
+      if (!ca || ca.offset + ca.length <= pos) {
+        const done = ca;
+        ca = undefined;
+        if (done?.data) readPool.release(done.data);
+        ca = (await ia.next()).value as Chunk;
+      }
+      if (!cb || cb.offset + cb.length <= pos) {
+        const done = cb;
+        cb = undefined;
+        if (done?.data) readPool.release(done.data);
+        cb = (await ib.next()).value as Chunk;
+      }
       const end = Math.min(ca.offset + ca.length, cb.offset + cb.length);
       const sa = ca.data?.subarray(pos - ca.offset, end - ca.offset);
       const sb = cb.data?.subarray(pos - cb.offset, end - cb.offset);
@@ -54,6 +65,8 @@ export async function compareDisks(
       tracker.advance(pos, 0);
     }
   } finally {
+    if (ca?.data) readPool.release(ca.data);
+    if (cb?.data) readPool.release(cb.data);
     await ia.return(undefined);
     await ib.return(undefined);
   }

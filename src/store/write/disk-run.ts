@@ -11,7 +11,7 @@
  * A page (level-1 node) is checkpointed only when every blob added before it was indexed
  * (PackSink.watermark), so a checkpoint never names a chunk that is not stored.
  */
-import { chunks, type Disk } from '../../disk/index.js';
+import { chunks, readPool, type Disk } from '../../disk/index.js';
 import type { SealedBlob } from '../chunk/blob.js';
 import { BLOB_TREE, sealBlob } from '../chunk/blob.js';
 import type { BatchSlot } from '../chunk/pool.js';
@@ -129,6 +129,7 @@ export class DiskRun {
         }
         slot ??= await this.#ctx.buffers.acquire();
         slot.input.set(c.data, used); // (TypedArray#set: Buffer#copy is much slower into fresh memory)
+        readPool.release(c.data);
         used += c.data.length;
         if (used + readBytes > this.#ctx.buffers.size) await flush();
       }

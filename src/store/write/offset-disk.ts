@@ -28,5 +28,10 @@ export class OffsetDisk implements Disk {
     return this.#inner.read(this.#start + offset, length);
   }
 
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    if (this.#inner.readInto) return this.#inner.readInto(this.#start + offset, target);
+    (await this.#inner.read(this.#start + offset, target.length)).copy(target);
+  }
+
   async close(): Promise<void> {}
 }

@@ -127,12 +127,28 @@ class Qcow2Layer implements DiskLayer {
     if (only?.kind === 'data') return data.read(only.host, only.length);
     if (only && only.kind !== 'compressed') return Buffer.alloc(length);
     const out = Buffer.allocUnsafe(length);
+    await this.#fill(runs, offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    await this.#fill(await this.#runs(offset, target.length), offset, target);
+  }
+
+  /** Writes the runs of guest [offset, offset + out.length) into `out`. */
+  async #fill(runs: Run[], offset: number, out: Buffer): Promise<void> {
+    const data = this.#dataSource ?? this.#src;
     const jobs: Promise<void>[] = [];
     const compressed: CompressedRun[] = [];
     for (const r of runs) {
       const at = r.offset - offset;
       if (r.kind === 'data') {
-        jobs.push(data.read(r.host, r.length).then((b) => void b.copy(out, at)));
+        const into = out.subarray(at, at + r.length);
+        jobs.push(
+          data.readInto
+            ? data.readInto(r.host, into)
+            : data.read(r.host, r.length).then((b) => void b.copy(into)),
+        );
       } else if (r.kind === 'compressed') {
         compressed.push(r);
       } else {
@@ -141,7 +157,6 @@ class Qcow2Layer implements DiskLayer {
     }
     if (compressed.length > 0) jobs.push(this.#readCompressed(compressed, out, offset));
     await Promise.all(jobs);
-    return out;
   }
 
   async close(): Promise<void> {

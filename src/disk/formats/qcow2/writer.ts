@@ -43,7 +43,8 @@ import {
   SECTOR,
   V3_HEADER_LENGTH,
 } from './layout.js';
-import { Appender } from './appender.js';
+import { CoalescingWriter } from '../../io/coalesce.js';
+import { readPool } from '../../io/buffer-pool.js';
 import { CompressedRefcounts, planRefcounts, REFCOUNT_ORDER, refcountBlock } from './refcount.js';
 
 export const DEFAULT_CLUSTER_SIZE = 64 * 1024;
@@ -111,8 +112,9 @@ export async function createQcow2Writer(sink: BlockSink, options: WriterOptions)
 
 class Qcow2Writer implements DiskWriter {
   readonly blockSize: number;
+  readonly releasesBlocks: boolean;
   readonly #sink: BlockSink;
-  readonly #out: Appender;
+  readonly #out: CoalescingWriter;
   readonly #size: number;
   readonly #cs: number;
   readonly #bits: number;
@@ -132,7 +134,10 @@ class Qcow2Writer implements DiskWriter {
 
   constructor(sink: BlockSink, size: number, cs: number, bits: number, l1Size: number, compress: boolean) {
     this.#sink = sink;
-    this.#out = new Appender(sink);
+    // Plain output gives the pipeline's buffers back once written (io/buffer-pool.ts);
+    // compressed output keeps them in its queue, so it does not take part.
+    this.#out = new CoalescingWriter(sink, compress ? {} : { pool: readPool });
+    this.releasesBlocks = !compress;
     this.#size = size;
     this.#cs = cs;
     this.#bits = bits;
@@ -149,10 +154,14 @@ class Qcow2Writer implements DiskWriter {
     for (let o = 0; o < data.length; o += cs) {
       let cluster = data.subarray(o, Math.min(o + cs, data.length));
       // Blocks span several small clusters: zero ones stay unallocated.
-      if (data.length > cs && isAllZero(cluster)) continue;
+      if (data.length > cs && isAllZero(cluster)) {
+        if (this.releasesBlocks) readPool.release(cluster);
+        continue;
+      }
       if (cluster.length < cs) {
         const whole = Buffer.alloc(cs);
         cluster.copy(whole);
+        if (this.releasesBlocks) readPool.release(cluster);
         cluster = whole;
       }
       const guest = offset + o;

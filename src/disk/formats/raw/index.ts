@@ -14,6 +14,7 @@ import { ImageTooLargeError } from '../../../errors/index.js';
 import type { ByteSource } from '../../io/byte-source.js';
 import type { BlockSink } from '../../io/block-sink.js';
 import { CoalescingWriter } from '../../io/coalesce.js';
+import { readPool } from '../../io/buffer-pool.js';
 import type { LayerExtent } from '../../extent.js';
 import type { DiskLayer, DiskWriter, FormatDriver, LayerInfo, WriterOptions } from '../../layer.js';
 
@@ -55,6 +56,14 @@ class RawLayer implements DiskLayer {
     return out;
   }
 
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    const size = this.#src.size;
+    const inFile = Math.max(0, Math.min(target.length, size - offset));
+    if (inFile === target.length && this.#src.readInto) return this.#src.readInto(offset, target);
+    if (inFile > 0) (await this.#src.read(offset, inFile)).copy(target);
+    target.fill(0, inFile);
+  }
+
   close(): Promise<void> {
     return this.#src.close();
   }
@@ -63,6 +72,7 @@ class RawLayer implements DiskLayer {
 /** Raw output: data blocks at their offsets, holes (or zeros on a pipe) elsewhere. */
 class RawWriter implements DiskWriter {
   readonly blockSize = 64 * 1024;
+  readonly releasesBlocks = true;
   readonly #sink: BlockSink;
   readonly #out: CoalescingWriter;
   readonly #size: number;
@@ -70,19 +80,19 @@ class RawWriter implements DiskWriter {
   constructor(sink: BlockSink, size: number) {
     this.#sink = sink;
     this.#size = size;
-    this.#out = new CoalescingWriter(sink);
+    this.#out = new CoalescingWriter(sink, { pool: readPool });
   }
 
   async writeBlock(offset: number, data: Buffer): Promise<void> {
     if (!this.#sink.seekable && offset > this.#out.end) {
-      await this.#out.flush();
+      await this.#out.drain();
       await this.#sink.truncate(offset); // a pipe has no holes: fill with zeros
     }
     await this.#out.write(offset, data);
   }
 
   async finish(): Promise<void> {
-    await this.#out.flush();
+    await this.#out.drain();
     await this.#sink.truncate(this.#size);
   }
 }

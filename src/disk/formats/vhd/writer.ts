@@ -17,7 +17,7 @@ import type { BlockSink } from '../../io/block-sink.js';
 import type { DiskWriter, WriterOptions } from '../../layer.js';
 import { MAX_METADATA_TABLE_BYTES } from '../../limits.js';
 import { buildBat, buildDynamicHeader, buildFooter, vhdNow } from './build.js';
-import { ViewCoalescer } from './views.js';
+import { CoalescingWriter } from '../../io/coalesce.js';
 import {
   BAT_UNALLOCATED,
   DEFAULT_BLOCK_SIZE,
@@ -110,26 +110,26 @@ function outOfRange(offset: number, length: number, size: number): never {
 class FixedVhdWriter implements DiskWriter {
   readonly blockSize = WRITE_UNIT;
   readonly #sink: BlockSink;
-  readonly #out: ViewCoalescer;
+  readonly #out: CoalescingWriter;
   readonly #size: number;
 
   constructor(sink: BlockSink, size: number) {
     this.#sink = sink;
     this.#size = size;
-    this.#out = new ViewCoalescer(sink);
+    this.#out = new CoalescingWriter(sink);
   }
 
   async writeBlock(offset: number, data: Buffer): Promise<void> {
     if (offset < 0 || offset + data.length > this.#size) outOfRange(offset, data.length, this.#size);
     if (!this.#sink.seekable && offset > this.#out.end) {
-      await this.#out.flush();
+      await this.#out.drain();
       await this.#sink.truncate(offset); // a pipe has no holes: zeros
     }
     await this.#out.write(offset, data);
   }
 
   async finish(): Promise<void> {
-    await this.#out.flush();
+    await this.#out.drain();
     if (this.#sink.position < this.#size) await this.#sink.truncate(this.#size);
     const footer = buildFooter({
       diskType: 'fixed',
@@ -144,7 +144,7 @@ class FixedVhdWriter implements DiskWriter {
 class DynamicVhdWriter implements DiskWriter {
   readonly blockSize = WRITE_UNIT;
   readonly #sink: BlockSink;
-  readonly #out: ViewCoalescer;
+  readonly #out: CoalescingWriter;
   readonly #size: number;
   readonly #vhdBlock: number;
   readonly #bitmap: Buffer;
@@ -156,7 +156,7 @@ class DynamicVhdWriter implements DiskWriter {
     this.#sink = sink;
     this.#size = size;
     this.#vhdBlock = vhdBlock;
-    this.#out = new ViewCoalescer(sink);
+    this.#out = new CoalescingWriter(sink);
     this.#bitmap = Buffer.alloc(bitmapBytes(vhdBlock), 0xff);
     this.#bat = new Uint32Array(Math.ceil(size / vhdBlock)).fill(BAT_UNALLOCATED);
     this.#nextFree = this.#tableOffset + roundUp(this.#bat.length * 4, SECTOR);
@@ -183,7 +183,7 @@ class DynamicVhdWriter implements DiskWriter {
   }
 
   async finish(): Promise<void> {
-    await this.#out.flush();
+    await this.#out.drain();
     const footer = buildFooter({
       diskType: 'dynamic',
       size: this.#size,

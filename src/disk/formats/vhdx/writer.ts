@@ -22,6 +22,7 @@ import {
   SinkNotSeekableError,
 } from '../../../errors/index.js';
 import type { BlockSink } from '../../io/block-sink.js';
+import { CoalescingWriter } from '../../io/coalesce.js';
 import type { DiskWriter, WriterOptions } from '../../layer.js';
 import { MAX_METADATA_TABLE_BYTES } from '../../limits.js';
 import { geometry, payloadIndex, type Geometry } from './bat.js';
@@ -57,8 +58,6 @@ const METADATA_LENGTH = 1 * MiB;
 const BAT_OFFSET = 3 * MiB;
 /** Unit the pipeline hands over: 1 MiB divides every block size, zero runs are skipped at that grain. */
 const WRITE_UNIT = 1 * MiB;
-/** Largest single write the coalescer builds (the pipeline reads 4 MiB at a time). */
-const FLUSH_BYTES = 8 * MiB;
 
 export interface VhdxWriterSettings {
   readonly virtualSize: number;
@@ -113,7 +112,7 @@ export async function createVhdxWriter(sink: BlockSink, settings: VhdxWriterSett
 class VhdxWriter implements DiskWriter {
   readonly blockSize = WRITE_UNIT;
   readonly #sink: BlockSink;
-  readonly #out: ViewCoalescer;
+  readonly #out: CoalescingWriter;
   readonly #s: VhdxWriterSettings;
   readonly #g: Geometry;
   readonly #bat: Buffer;
@@ -150,7 +149,7 @@ class VhdxWriter implements DiskWriter {
       );
     }
     this.#sink = sink;
-    this.#out = new ViewCoalescer(sink);
+    this.#out = new CoalescingWriter(sink);
     this.#s = s;
     this.#bat = Buffer.alloc(batBytes);
     this.#batLength = Math.max(MiB, Math.ceil(batBytes / MiB) * MiB);
@@ -198,7 +197,7 @@ class VhdxWriter implements DiskWriter {
   }
 
   async finish(): Promise<void> {
-    await this.#out.flush();
+    await this.#out.drain();
     const fixed = this.#s.subformat === 'fixed';
     const dataWriteGuid = randomUUID();
     const fileWriteGuid = randomUUID();
@@ -236,44 +235,5 @@ class VhdxWriter implements DiskWriter {
     if (this.#bat.length > 0) await sink.write(BAT_OFFSET, this.#bat);
     const end = fixed ? this.#dataStart + this.#g.dataBlocks * this.#s.blockSize : this.#next;
     await sink.truncate(Math.max(end, this.#dataStart));
-  }
-}
-
-/**
- * Joins writes that are contiguous in the file *and* in memory (the 1 MiB blocks the
- * pipeline cuts from one 4 MiB read) into one view of the read buffer: one syscall per
- * chunk and no copy. (io/coalesce.ts copies parts together, which costs as much as the
- * write itself at these sizes.) Anything else is written as it comes.
- */
-class ViewCoalescer {
-  readonly #sink: BlockSink;
-  #at = 0;
-  #view: Buffer | undefined;
-
-  constructor(sink: BlockSink) {
-    this.#sink = sink;
-  }
-
-  async write(offset: number, data: Buffer): Promise<void> {
-    const v = this.#view;
-    if (
-      v &&
-      offset === this.#at + v.length &&
-      data.buffer === v.buffer &&
-      data.byteOffset === v.byteOffset + v.length &&
-      v.length < FLUSH_BYTES
-    ) {
-      this.#view = Buffer.from(v.buffer, v.byteOffset, v.length + data.length);
-      return;
-    }
-    await this.flush();
-    this.#at = offset;
-    this.#view = data;
-  }
-
-  async flush(): Promise<void> {
-    const v = this.#view;
-    this.#view = undefined;
-    if (v) await this.#sink.write(this.#at, v);
   }
 }

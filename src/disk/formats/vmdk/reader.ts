@@ -29,6 +29,7 @@ interface ExtentReader {
   readonly bytes: number;
   map(offset: number, length: number): Promise<GrainRun[]>;
   read(offset: number, length: number): Promise<Buffer>;
+  readInto?(offset: number, target: Buffer): Promise<void>;
 }
 
 class FlatExtent implements ExtentReader {
@@ -120,6 +121,23 @@ class VmdkLayer implements DiskLayer {
     }
     await Promise.all(jobs);
     return out;
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    const end = offset + target.length;
+    const jobs: Promise<void>[] = [];
+    for (let k = this.#find(offset), pos = offset; pos < end; k++) {
+      const e = this.#extents[k] as Placed;
+      const n = Math.min(end, e.start + e.reader.bytes) - pos;
+      const into = target.subarray(pos - offset, pos - offset + n);
+      jobs.push(
+        e.reader.readInto
+          ? e.reader.readInto(pos - e.start, into)
+          : e.reader.read(pos - e.start, n).then((b) => void b.copy(into)),
+      );
+      pos += n;
+    }
+    await Promise.all(jobs);
   }
 
   async close(): Promise<void> {

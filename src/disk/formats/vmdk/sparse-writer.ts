@@ -80,7 +80,7 @@ class MonolithicSparseWriter implements DiskWriter {
   }
 
   async finish(): Promise<void> {
-    await this.#out.flush();
+    await this.#out.drain();
     await this.#flushTable();
     await this.#sink.truncate(this.#pos);
   }

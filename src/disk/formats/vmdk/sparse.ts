@@ -6,6 +6,7 @@
  */
 import { constants as zlibConstants, inflate, inflateSync } from 'node:zlib';
 import { DecompressionError, ImageCorruptError, ImageTruncatedError } from '../../../errors/index.js';
+import { readPool } from '../../io/buffer-pool.js';
 import type { ByteSource } from '../../io/byte-source.js';
 import { METADATA_CACHE_BYTES } from '../../limits.js';
 import { parseMarker, parseSparseHeader, type SparseGeometry, type SparseHeader } from './header.js';
@@ -169,16 +170,30 @@ export class SparseExtent {
     const only = runs[0];
     if (runs.length === 1 && only && only.kind === 'data')
       return this.#src.read(only.fileOffset as number, length);
-    // Every run below overwrites its whole range, so the buffer need not be zero-filled.
+    // Every run overwrites its whole range, so the buffer need not be zero-filled.
     const out = Buffer.allocUnsafe(length);
+    await this.#fill(runs, offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    await this.#fill(await this.map(offset, target.length), offset, target);
+  }
+
+  async #fill(runs: GrainRun[], offset: number, out: Buffer): Promise<void> {
     const jobs: Promise<void>[] = [];
     const compressed: GrainRun[] = [];
     for (const r of runs) {
+      const at = r.offset - offset;
       if (r.kind === 'unallocated' || r.kind === 'zero') {
-        out.fill(0, r.offset - offset, r.offset - offset + r.length);
+        out.fill(0, at, at + r.length);
       } else if (r.kind === 'data') {
+        const into = out.subarray(at, at + r.length);
+        const file = r.fileOffset as number;
         jobs.push(
-          this.#src.read(r.fileOffset as number, r.length).then((b) => void b.copy(out, r.offset - offset)),
+          this.#src.readInto
+            ? this.#src.readInto(file, into)
+            : this.#src.read(file, r.length).then((b) => void b.copy(into)),
         );
       } else if (r.kind === 'compressed') {
         compressed.push(r);
@@ -186,7 +201,6 @@ export class SparseExtent {
     }
     if (compressed.length > 0) jobs.push(this.#readCompressed(compressed, out, offset));
     await Promise.all(jobs);
-    return out;
   }
 
   /** The grain tables covering a range, keyed by table index (absent = no table). */
@@ -272,8 +286,17 @@ export class SparseExtent {
     }
     await Promise.all(
       spans.map(async (span) => {
-        const buf = await this.#src.read(span.start, span.end - span.start);
-        await Promise.all(span.runs.map((r) => this.#inflateGrain(r, buf, span.start, out, base)));
+        // Spans are at most SPAN_BYTES: one pooled size, so the buffers (and their pages) are reused.
+        const length = span.end - span.start;
+        const whole = readPool.acquire(Math.max(SPAN_BYTES, length));
+        try {
+          const buf = whole.subarray(0, length);
+          if (this.#src.readInto) await this.#src.readInto(span.start, buf);
+          else (await this.#src.read(span.start, buf.length)).copy(buf);
+          await Promise.all(span.runs.map((r) => this.#inflateGrain(r, buf, span.start, out, base)));
+        } finally {
+          readPool.release(whole);
+        }
       }),
     );
   }

@@ -218,7 +218,7 @@ class StreamOptimizedWriter implements DiskWriter {
     await this.#write(buildMarker(1, MARKER_FOOTER));
     await this.#write(this.#header(gdSector));
     await this.#write(Buffer.alloc(SECTOR)); // end-of-stream marker: all zero
-    await this.#out.flush();
+    await this.#out.drain();
   }
 
   async #emitOne(): Promise<void> {
