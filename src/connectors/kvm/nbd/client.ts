@@ -37,6 +37,7 @@ import {
 import { StreamReader } from './reader.js';
 import {
   checkChunkLength,
+  checkTiled,
   encodeRequest,
   parseBlockStatus,
   parseDataChunkOffset,
@@ -122,7 +123,7 @@ export class NbdClient {
     const max = Math.min(info.maxBlockSize, MAX_REQUEST_PAYLOAD);
     this.#maxPayload = Math.max(info.minBlockSize, max - (max % info.minBlockSize));
     this.#contextNames = new Map([...info.contexts].map(([n, id]) => [id, n]));
-    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.#closed = whenClosed(socket);
     void this.#replyLoop();
   }
 
@@ -195,7 +196,7 @@ export class NbdClient {
   /**
    * One NBD_CMD_BLOCK_STATUS: extents for every negotiated context, keyed by context name,
    * each starting at `offset` and covering at most `length` bytes (servers may answer
-   * shorter). `length` ≤ MAX_BLOCK_STATUS_LENGTH. See `extents()` for a full range.
+   * shorter). `length` ≤ MAX_BLOCK_STATUS_LENGTH. extents.ts `queryExtents()` covers a whole range.
    */
   async blockStatus(offset: number, length: number): Promise<ReadonlyMap<string, NbdExtent[]>> {
     if (this.info.contexts.size === 0) {
@@ -367,16 +368,7 @@ export class NbdClient {
 
   #finish(cookie: number, req: Request, error?: ErrorChunk): void {
     if (!error && req.type === NBD_CMD_READ) {
-      // The chunks must tile the request exactly: no gap (unwritten bytes) and no overlap.
-      req.placed.sort((a, b) => a.offset - b.offset);
-      let pos = req.offset;
-      for (const p of req.placed) {
-        if (p.offset !== pos)
-          throw new NbdProtocolError('NBD read reply chunks leave a gap or overlap', { offset: p.offset });
-        pos += p.length;
-      }
-      if (pos !== req.offset + req.length)
-        throw new NbdProtocolError('NBD read reply does not cover the request', { offset: pos });
+      checkTiled(req.placed, req);
     }
     this.#pending.delete(cookie);
     clearTimeout(req.timer);
@@ -402,6 +394,12 @@ export class NbdClient {
     this.#pending.clear();
     for (const w of this.#slotWaiters.splice(0)) w();
   }
+}
+
+/** Resolves when the stream has closed (at once if it already has). */
+function whenClosed(stream: Duplex): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
 function disconnected(name: string, cause?: Error): FerryError {

@@ -13,6 +13,7 @@ import {
 } from './protocol.js';
 import {
   checkChunkLength,
+  checkTiled,
   encodeGoData,
   encodeMetaContextData,
   encodeOption,
@@ -228,6 +229,22 @@ test('data and hole chunks must lie inside their request', () => {
     code(() => parseHoleChunk(Buffer.concat([be64(4096), be32(0)]), req)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
+});
+
+test('read chunks must tile the request: gaps, overlaps and short coverage are refused', () => {
+  const req = { offset: 100, length: 300 };
+  const t = (...p: [number, number][]) =>
+    code(() =>
+      checkTiled(
+        p.map(([offset, length]) => ({ offset, length })),
+        req,
+      ),
+    );
+  assert.equal(t([300, 100], [100, 200]), 'no error');
+  assert.equal(t([100, 100], [250, 150]), 'FERRY_NBD_PROTOCOL_ERROR');
+  assert.equal(t([100, 200], [250, 150]), 'FERRY_NBD_PROTOCOL_ERROR');
+  assert.equal(t([100, 200]), 'FERRY_NBD_PROTOCOL_ERROR');
+  assert.equal(t(), 'FERRY_NBD_PROTOCOL_ERROR');
 });
 
 test('error chunks: errno, message and offset; inconsistent lengths are protocol errors', () => {

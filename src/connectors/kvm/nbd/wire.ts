@@ -270,6 +270,21 @@ function placeInside(request: RequestRange, offset: number, length: number, what
   return { offset, length };
 }
 
+/**
+ * At the end of a read reply: the data and hole chunks must tile the request exactly —
+ * no gap (bytes never written into the caller's buffer) and no overlap. Sorts `placed`.
+ */
+export function checkTiled(placed: ChunkPlacement[], request: RequestRange): void {
+  placed.sort((a, b) => a.offset - b.offset);
+  let pos = request.offset;
+  for (const p of placed) {
+    if (p.offset !== pos) corrupt('NBD read reply chunks leave a gap or overlap', { offset: p.offset });
+    pos += p.length;
+  }
+  if (pos !== request.offset + request.length)
+    corrupt('NBD read reply does not cover the request', { offset: pos });
+}
+
 /** OFFSET_DATA: the 8-byte offset header; data (length − 8 bytes) follows. */
 export function parseDataChunkOffset(
   head: Buffer,

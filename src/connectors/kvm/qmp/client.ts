@@ -81,7 +81,6 @@ export class QmpClient {
   #nextId = 1;
   #seq = 0;
   #failure: FerryError | undefined;
-  #closing = false;
   readonly #closed: Promise<void>;
 
   private constructor(
@@ -96,7 +95,7 @@ export class QmpClient {
     this.version = greeting.version;
     this.capabilities = greeting.capabilities;
     this.#commandTimeoutMs = opts.commandTimeoutMs ?? DEFAULT_QMP_COMMAND_TIMEOUT_MS;
-    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.#closed = socket.closed ? Promise.resolve() : new Promise((r) => socket.once('close', () => r()));
     socket.on('data', (chunk: Buffer) => {
       try {
         for (const line of lines.push(chunk)) this.#dispatch(line);
@@ -106,13 +105,7 @@ export class QmpClient {
       }
     });
     socket.on('error', (err) => this.#fail(disconnected(name, 'socket error', err)));
-    socket.on('close', () =>
-      this.#fail(
-        this.#closing
-          ? new QmpDisconnectedError(`QMP connection to ${name} was closed`, { endpoint: name })
-          : disconnected(name, 'QEMU closed the QMP connection'),
-      ),
-    );
+    socket.on('close', () => this.#fail(disconnected(name, 'QEMU closed the QMP connection')));
     socket.resume();
   }
 
@@ -241,7 +234,11 @@ export class QmpClient {
 
   /** Closes the connection; pending commands fail with FERRY_QMP_DISCONNECTED. */
   async close(): Promise<void> {
-    this.#closing = true;
+    if (!this.#failure) {
+      this.#fail(
+        new QmpDisconnectedError(`QMP connection to ${this.#name} was closed`, { endpoint: this.#name }),
+      );
+    }
     this.#socket.end();
     const timer = setTimeout(() => this.#socket.destroy(), 2000);
     await this.#closed;
