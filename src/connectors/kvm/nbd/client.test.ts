@@ -194,6 +194,19 @@ test('server errors: error chunks and simple error replies fail one request (ret
   );
 });
 
+test('ESHUTDOWN from the server: the request fails and the client disconnects softly', async () => {
+  await withServer(
+    { onRequest: (r, s) => s.write(errorChunk(r.cookie, 108, 'shutting down')) },
+    async (c) => {
+      const e = await rejectsWith(c.read(0, 512), 'FERRY_NBD_REQUEST_FAILED');
+      assert.equal(e.details.errno, 'ESHUTDOWN');
+      for (let i = 0; i < 100 && !c.closed; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(c.closed, true);
+      await rejectsWith(c.read(0, 512), 'FERRY_NBD_DISCONNECTED');
+    },
+  );
+});
+
 test('hostile replies fail the connection with coded errors, never a hang or a huge allocation', async () => {
   // Wrong magic.
   await hostileRead(
