@@ -12,7 +12,10 @@ export type {
   InventoryNic,
   InventoryServer,
   ServerFacts,
+  SnapshotDisk,
+  SnapshotOptions,
   SourceClient,
+  SourceSnapshot,
   VmManagerType,
 } from './types.js';
 export { CONNECTOR_CAPABILITIES, VM_MANAGER_TYPES } from './types.js';

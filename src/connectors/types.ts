@@ -6,7 +6,7 @@
  * Everything crossing this boundary is plain frozen data, except the `Disk` handles a
  * SourceClient opens (the caller closes them).
  */
-import type { Disk } from '../disk/index.js';
+import type { Disk, DiskLayer } from '../disk/index.js';
 
 export const CONNECTOR_CAPABILITIES = [
   'VSPHERE',
@@ -76,12 +76,67 @@ export interface InventoryCollector {
   collect(signal?: AbortSignal): Promise<readonly InventoryServer[]>;
 }
 
+/** How a snapshot exposes one disk (see SourceClient.snapshot). */
+export interface SnapshotDisk {
+  readonly index: number;
+  readonly virtualSize: number;
+  /**
+   * `full`: the disk's map tags what is allocated; every byte must be read.
+   * `changed`: the map tags ranges unchanged since the `since` checkpoint as `unallocated`
+   * (asking the layer below), so the reader layers the previous image under it and reads
+   * only what changed.
+   */
+  readonly mode: 'full' | 'changed';
+  /** Why a full read was needed although a checkpoint was given (rescan), for the run's status. */
+  readonly rescan?: string;
+}
+
+/** A consistent point in time of all disks of one server, held by the source until released. */
+export interface SourceSnapshot {
+  /** Names the snapshot at the source; persisted in the run so a restarted server reattaches. */
+  readonly id: string;
+  readonly takenAt: number;
+  /** Change-tracking token for the next run's `since` (absent: the source tracks no changes). */
+  readonly checkpoint?: string;
+  readonly disks: readonly SnapshotDisk[];
+  /** Things the user should know (guest agent did not answer: crash-consistent only, …). */
+  readonly warnings: readonly string[];
+}
+
+export interface SnapshotOptions {
+  /** Unique per attempt of a run; names everything the source creates for it. */
+  readonly runId: string;
+  /** Checkpoint of the last run whose image was committed. */
+  readonly since?: string;
+  readonly signal?: AbortSignal;
+}
+
 export interface SourceClient {
   /**
-   * Opens disk `index` (0-based, descriptor order) of a server for reading, as it is now.
-   * The folder source reads files in place; sources with snapshots take one here.
+   * Opens disk `index` (0-based, descriptor order) of a server for reading. Without a
+   * snapshot: as it is now (the folder source reads its files in place). With one: that
+   * point in time; `base` is the previous image's disk, which a `changed` disk stacks
+   * under itself (the returned disk then owns and closes it).
    */
-  openDisk(vmId: string, index: number): Promise<Disk>;
+  openDisk(vmId: string, index: number, snapshot?: SourceSnapshot, base?: DiskLayer): Promise<Disk>;
+  /**
+   * Takes one point in time of every disk of the server (sources that can; others read
+   * at rest). Idempotent per `runId`: a second call for the same run returns the same
+   * snapshot if it still exists at the source.
+   */
+  snapshot?(vmId: string, options: SnapshotOptions): Promise<SourceSnapshot>;
+  /**
+   * Ends a snapshot and removes what it created. `committed`: the run's image is stored,
+   * change tracking moves on to this snapshot's checkpoint; otherwise the changes since
+   * `since` are kept for the next run. Releasing an unknown or released snapshot is a no-op.
+   */
+  release?(vmId: string, snapshotId: string, committed: boolean): Promise<void>;
+  /**
+   * Removes what an earlier process left at the source (fleecing nodes, exports, jobs,
+   * bitmaps of abandoned runs), keeping the snapshots named in `keep` and the checkpoints
+   * still needed.
+   */
+  sweep?(vmId: string, keep: { snapshots: readonly string[]; checkpoints: readonly string[] }): Promise<void>;
 }
 
 export interface Connector {
