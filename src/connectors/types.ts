@@ -104,7 +104,7 @@ export interface SourceSnapshot {
 }
 
 export interface SnapshotOptions {
-  /** Unique per attempt of a run; names everything the source creates for it. */
+  /** The run (the same across its attempts): names everything the source creates for it. */
   readonly runId: string;
   /** Checkpoint of the last run whose image was committed. */
   readonly since?: string;

@@ -17,7 +17,7 @@ import type { Clock } from '../clock.js';
 import type { ConnectorService } from '../connectors.js';
 import { jobStatesBefore } from '../states.js';
 import type { JobServerSnapshot, RunProgress } from '../views.js';
-import type { Checkpoint } from './itinerary.js';
+import type { Checkpoint, PreviousRun } from './itinerary.js';
 import { completeRun, deleteRunOfDeletedJob, failRun } from './outcome.js';
 import { ITINERARY } from './steps/index.js';
 
@@ -80,9 +80,11 @@ export class RunExecutor {
     for (const run of candidates.slice(0, free)) {
       const claim = await this.#claim(run, now);
       if (claim?.kind === 'start') this.#start(claim.run);
-      else if (claim?.kind === 'job-deleted')
+      else if (claim?.kind === 'job-deleted') {
+        await this.#releaseSource(claim.run, (claim.run.checkpoint ?? {}) as Checkpoint);
         await deleteRunOfDeletedJob(this.#o.db, run.replicationRunId, now);
-      else if (claim?.kind === 'give-up') {
+      } else if (claim?.kind === 'give-up') {
+        await this.#releaseSource(claim.run, (claim.run.checkpoint ?? {}) as Checkpoint);
         const err = new InternalError(
           `the run was interrupted ${claim.run.attempts} times (server stopped or crashed during it)`,
         );
@@ -101,6 +103,28 @@ export class RunExecutor {
   /** Resolves when every run this process started has finished (tests). */
   async idle(): Promise<void> {
     while (this.#active.size > 0) await Promise.allSettled([...this.#active.values()].map((a) => a.done));
+  }
+
+  /**
+   * A run that will not complete gives its source snapshot back uncommitted, so the source
+   * keeps tracking the changes for the next run. Best effort: the source may be gone (a
+   * stopped VM); its next snapshot or sweep cleans up.
+   */
+  async #releaseSource(run: RunRecord, checkpoint: Checkpoint): Promise<void> {
+    const snap = checkpoint.source;
+    if (!snap) return;
+    try {
+      const job = await repositories(this.#o.db).jobs.get(run.replicationJobId);
+      const server = job?.server as JobServerSnapshot | undefined;
+      if (!server) return;
+      const connector = await this.#o.connectors.require(server.connectorId);
+      await connector.source.release?.(server.vmId, snap.id, false);
+    } catch (err) {
+      this.#o.log?.warn(
+        { err: toFerryError(err), run: run.replicationRunId },
+        'could not release the source snapshot; the next run or sweep removes it',
+      );
+    }
   }
 
   async #claim(run: RunRecord, now: number): Promise<Claim | undefined> {
@@ -189,6 +213,7 @@ export class RunExecutor {
           connector,
           store,
           signal,
+          previous: () => previousRun(db, run.replicationJobId),
           progress: (p: RunProgress) => {
             const t = Date.now();
             if (t - last < PROGRESS_EVERY_MS) return;
@@ -204,19 +229,12 @@ export class RunExecutor {
       }
       const amiId = checkpoint.imageId;
       if (!amiId) throw new InternalError('the itinerary finished without an image');
-      const changed = checkpoint.newBytes ?? 0;
-      await completeRun(
-        db,
-        id,
-        this.workerId,
-        amiId,
-        `Completed: image ${amiId}; ${changed} new bytes stored for ${checkpoint.virtualBytes ?? 0} bytes of disks.`,
-        clock.now(),
-      );
+      await completeRun(db, id, this.workerId, amiId, completionMessage(amiId, checkpoint), clock.now());
     } catch (err) {
       const fe = toFerryError(signal.aborted ? (signal.reason ?? err) : err);
       // Shutting down: leave the run ACTIVE; it resumes from its checkpoint on the next start.
       if (fe.code === 'FERRY_ABORTED' && this.#stopped) return;
+      await this.#releaseSource(run, checkpoint);
       const job = await r.jobs.get(run.replicationJobId).catch(() => undefined);
       if (job?.state === 'DELETING') await deleteRunOfDeletedJob(db, id, clock.now());
       else await failRun(db, id, this.workerId, fe, clock.now());
@@ -228,10 +246,43 @@ export class RunExecutor {
   }
 }
 
-function progressText(p: RunProgress): string {
+/**
+ * The run's `stageDetails.stageProgress` text. The SMS model has only this string for
+ * progress, so `ferry runs --watch` parses it back (src/cli/remote/progress.ts): change
+ * the two together.
+ */
+export function progressText(p: RunProgress): string {
   const pct = p.bytesTotal > 0 ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 0;
   const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
   return `${pct}% (${mib(p.bytesDone)} of ${mib(p.bytesTotal)}, ${mib(p.bytesPerSecond)}/s${
     p.etaSeconds !== undefined ? `, ETA ${p.etaSeconds}s` : ''
   })`;
+}
+
+/** The job's most recent COMPLETED run with an image (incremental runs build on it). */
+async function previousRun(db: Database, jobId: string): Promise<PreviousRun | undefined> {
+  const done = await repositories(db).runs.forJob(jobId, ['COMPLETED']);
+  for (let i = done.length - 1; i >= 0; i--) {
+    const r = done[i] as RunRecord;
+    if (r.amiId) return { amiId: r.amiId, checkpoint: (r.checkpoint ?? {}) as Checkpoint };
+  }
+  return undefined;
+}
+
+/** The run's final statusMessage: what was read, what was stored, and any full re-read. */
+export function completionMessage(amiId: string, cp: Checkpoint): string {
+  const parts = [
+    `Completed: image ${amiId}; ${cp.newBytes ?? 0} new bytes stored for ${cp.virtualBytes ?? 0} bytes of disks`,
+  ];
+  if (cp.bytesRead !== undefined) parts.push(`${cp.bytesRead} bytes read from the source`);
+  const mode = cp.source?.disks.every((d) => d.mode === 'changed')
+    ? 'incremental (changed blocks only)'
+    : cp.source
+      ? 'full read'
+      : undefined;
+  if (mode) parts.push(mode);
+  const rescans = (cp.source?.disks ?? []).filter((d) => d.rescan).map((d) => `disk ${d.index}: ${d.rescan}`);
+  if (rescans.length > 0) parts.push(`rescan (${rescans.join('; ')})`);
+  for (const w of cp.source?.warnings ?? []) parts.push(w);
+  return `${parts.join('; ')}.`;
 }

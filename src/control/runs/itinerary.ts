@@ -5,11 +5,19 @@
  * cope: the image write resumes the interrupted store write instead of starting over).
  *
  *   prepare      which disks the server has now (from its connector's inventory)
- *   snapshot     a consistent point in time of the source (folder source: the files as they are)
- *   write-image  every disk through the image store; only changed blocks are stored
- *   record       amiId on the run and the job, retention (numberOfRecentAmisToKeep)
+ *   snapshot     a consistent point in time of the source (folder source: the files as they are;
+ *                live sources: one snapshot of all disks, with change tracking since the
+ *                last committed run)
+ *   write-image  every disk through the image store; only changed blocks are stored, and
+ *                disks the source reports `changed` read only what changed, over the
+ *                previous image
+ *   record       retention (numberOfRecentAmisToKeep); the source's snapshot is released
+ *                as committed (amiId is set on the run and job when the run completes)
+ *
+ * A run that fails releases its snapshot uncommitted: the source keeps the changes for
+ * the next run (executor.ts).
  */
-import type { Connector } from '../../connectors/index.js';
+import type { Connector, SourceSnapshot } from '../../connectors/index.js';
 import type { JobRecord, RunRecord } from '../../db/index.js';
 import type { Repository } from '../../store/index.js';
 import type { JobServerSnapshot, RunProgress } from '../views.js';
@@ -31,6 +39,18 @@ export interface Checkpoint {
   readonly imageId?: string;
   readonly newBytes?: number;
   readonly virtualBytes?: number;
+  /** Live sources: the point in time the source holds for this run (released at the end). */
+  readonly source?: SourceSnapshot;
+  /** The image that `changed` disks read their unchanged ranges from. */
+  readonly baseImageId?: string;
+  /** Bytes read from the source (less than the disks' size on incremental runs). */
+  readonly bytesRead?: number;
+}
+
+/** What the last committed run of the job left: its image and the source's checkpoint. */
+export interface PreviousRun {
+  readonly amiId: string;
+  readonly checkpoint: Checkpoint;
 }
 
 export interface StepContext {
@@ -40,6 +60,8 @@ export interface StepContext {
   readonly connector: Connector;
   readonly store: Repository;
   readonly signal: AbortSignal;
+  /** The job's last completed run, if any. */
+  previous(): Promise<PreviousRun | undefined>;
   /** Reports copy progress (persisted, throttled, by the executor). */
   progress(p: RunProgress): void;
 }

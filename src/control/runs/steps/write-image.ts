@@ -4,9 +4,9 @@
  * changed. The image is listed only once committed: a crash leaves an interrupted write,
  * which the re-run of this step finds (by run id) and resumes.
  */
-import type { Disk } from '../../../disk/index.js';
+import { isStored, type Disk } from '../../../disk/index.js';
 import { InternalError } from '../../../errors/index.js';
-import { listIncomplete, writeImage } from '../../../store/index.js';
+import { listIncomplete, openImageDisk, writeImage } from '../../../store/index.js';
 import type { Step } from '../itinerary.js';
 
 export const writeImageStep: Step = {
@@ -20,12 +20,27 @@ export const writeImageStep: Step = {
       (w) => w.meta?.run === ctx.run.replicationRunId,
     );
     const opened: { name: string; disk: Disk }[] = [];
+    const snap = ctx.checkpoint.source;
+    const baseId = ctx.checkpoint.baseImageId;
     try {
-      for (const d of disks)
-        opened.push({
-          name: d.name,
-          disk: await ctx.connector.source.openDisk(ctx.job.server.vmId, d.index),
-        });
+      for (const d of disks) {
+        const changed = snap?.disks.find((x) => x.index === d.index)?.mode === 'changed';
+        // A changed disk reads only what changed; the rest comes from the previous image,
+        // whose layer the opened disk then owns (and closes).
+        const base = changed && baseId ? (await openImageDisk(ctx.store, baseId, d.index)).layer : undefined;
+        const disk = await ctx.connector.source
+          .openDisk(ctx.job.server.vmId, d.index, snap, base)
+          .catch(async (err: unknown) => {
+            await base?.close().catch(() => {});
+            throw err;
+          });
+        opened.push({ name: d.name, disk });
+      }
+      let bytesRead = 0;
+      for (const [i, o] of opened.entries()) {
+        const changed = snap?.disks.find((x) => x.index === disks[i]?.index)?.mode === 'changed';
+        bytesRead += await sourceBytes(o.disk, changed, ctx.signal);
+      }
       const started = Date.now();
       const image = await writeImage(ctx.store, {
         name: ctx.job.server.vmName,
@@ -51,6 +66,7 @@ export const writeImageStep: Step = {
       });
       return {
         imageId: image.id,
+        bytesRead,
         virtualBytes: total,
         newBytes: image.disks.reduce((s, d) => s + d.stats.newBytes, 0),
       };
@@ -59,3 +75,16 @@ export const writeImageStep: Step = {
     }
   },
 };
+
+/**
+ * Bytes the run reads from the source: every stored range, except that a changed disk's
+ * unchanged ranges come from the previous image (the layers below its top one).
+ */
+async function sourceBytes(disk: Disk, changed: boolean, signal: AbortSignal): Promise<number> {
+  let n = 0;
+  for await (const e of disk.map()) {
+    signal.throwIfAborted();
+    if (isStored(e.kind) && (!changed || e.depth === 0)) n += e.length;
+  }
+  return n;
+}
