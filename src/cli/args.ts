@@ -37,6 +37,25 @@ export function sizeOption(value: string | undefined, what: string): number | un
   return n;
 }
 
+/** Parses "--threads N" style non-negative integers. */
+export function intOption(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(value))
+    throw new InvalidArgumentError(`${what} must be a non-negative integer, got ${value}`);
+  return Number(value);
+}
+
+/** Parses durations like 500ms, 90s, 15m, 12h. */
+export function durationOption(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,9})(ms|s|m|h)$/.exec(value.trim());
+  if (!m)
+    throw new InvalidArgumentError(
+      `invalid ${what} ${JSON.stringify(value)} (use e.g. 500ms, 90s, 15m, 12h)`,
+    );
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+}
+
 /** Options every image command takes. */
 export const COMMON_IMAGE_OPTIONS = {
   json: { type: 'boolean' },

@@ -1,7 +1,8 @@
 /**
- * `ferry images export --repo DIR ami-… DST -O FORMAT [--disk N] [--subformat S] [-c]
- * [--force] [--json] [--progress]`: one disk of an image to raw/qcow2/VMDK/VHD/VHDX, to a
- * file or stdout ("-"). The content checksum recorded at write time is verified; a file is
+ * `ferry images export (--data-dir DIR | --repo DIR) ami-… DST -O FORMAT [--disk N]
+ * [--subformat S] [-c] [--force] [--json] [--progress]`: one disk (0-based) of an image to
+ * raw/qcow2/VMDK/VHD/VHDX, to a file or stdout ("-"). With --data-dir, the image of a
+ * completed run (its amiId) in a server's data directory, also while the server runs. The content checksum recorded at write time is verified; a file is
  * written to DST.partial-<pid> and renamed into place only when it matches.
  */
 import { rename, rm, stat } from 'node:fs/promises';

@@ -1,6 +1,7 @@
 /**
- * `ferry images list --repo DIR [--job J] [--incomplete] [--json]` and
- * `ferry images show --repo DIR ami-… [--json]`.
+ * `ferry images list (--data-dir DIR | --repo DIR) [--job J] [--incomplete] [--json]` and
+ * `ferry images show (--data-dir DIR | --repo DIR) ami-… [--json]` (store-common.ts says
+ * where the repository and its key come from).
  */
 import { getImage, listImages, listIncomplete, type ServerImage } from '../../store/index.js';
 import { needPositionals, parse } from '../args.js';

@@ -11,7 +11,7 @@ import { InvalidArgumentError, toFerryError } from '../../errors/index.js';
 import { createKeyFile, PassphraseMasterKey, type MasterKey, type Repository } from '../../store/index.js';
 import { needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
-import { openRepo, REPO_OPTIONS, REPO_USAGE } from './store-common.js';
+import { openLocatedRepo, REPO_OPTIONS, REPO_USAGE } from './store-common.js';
 
 const USAGE =
   `ferry store key list|add|remove|rotate ${REPO_USAGE} ` +
@@ -29,7 +29,15 @@ export async function storeKey(argv: string[]): Promise<number> {
     USAGE,
   );
   const [action, ...rest] = positionals;
-  const repo = await openRepo(values);
+  const { repo, dir } = await openLocatedRepo(values);
+  // A server opens its data directory's store with DIR/store.key only: removing the slot
+  // that key opens would lock the server out of its images.
+  const serverSlot = dir && values['key-file'] === undefined && values['passphrase-file'] === undefined;
+  const lockout = (slotId: string) =>
+    new InvalidArgumentError(
+      `slot ${slotId} is the one ${dir?.storeKeyPath} opens, which the server uses; to rotate, ` +
+        '`store key add --new-key-file F`, stop the server, replace store.key with F, then `store key remove` the old slot',
+    );
   switch (action) {
     case 'list': {
       needPositionals(rest, 0, USAGE);
@@ -51,6 +59,7 @@ export async function storeKey(argv: string[]): Promise<number> {
     case 'add':
     case 'rotate': {
       needPositionals(rest, 0, USAGE);
+      if (action === 'rotate' && serverSlot) throw lockout(repo.slot.id);
       const slot = await repo.addSlot(await newMaster(values), values.label);
       if (action === 'rotate') await repo.removeSlot(repo.slot.id);
       const out = {
@@ -67,6 +76,7 @@ export async function storeKey(argv: string[]): Promise<number> {
     }
     case 'remove': {
       const [slotId] = needPositionals(rest, 1, USAGE) as [string];
+      if (serverSlot && slotId === repo.slot.id) throw lockout(slotId);
       await removeSlot(repo, slotId);
       if (values.json) writeJson({ removed: slotId });
       else process.stdout.write(`removed key slot ${slotId}\n`);
