@@ -24,6 +24,9 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
     compare: lazy(() => import('./commands/image-compare.js'), 'imageCompare'),
   },
   server: lazy(() => import('./commands/server.js'), 'serverCommand'),
+  servers: lazy(() => import('./commands/servers.js'), 'serversCommand'),
+  jobs: lazy(() => import('./commands/jobs.js'), 'jobsCommand'),
+  runs: lazy(() => import('./commands/runs.js'), 'runsCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
     list: lazy(() => import('./commands/keys-list.js'), 'keysList'),
@@ -55,18 +58,27 @@ image commands (disk engine):
   ferry image convert SRC DST -O FORMAT     formats: raw qcow2 vmdk vhd vhdx (see --help of each)
   ferry image compare A B                   exit 0 identical, 1 different
 
-control plane:
+control plane (docs/control-plane.md):
   ferry server --data-dir DIR --listen HOST:PORT --insecure-http [--images-dir SRC]
   ferry keys create|list|revoke [--data-dir DIR] [--json]   SigV4 access keys
 
-image store (docs/store.md; --repo DIR or FERRY_STORE_REPO; key: --key-file F, --passphrase-file F,
-or FERRY_STORE_KEY / FERRY_STORE_KEY_FILE / FERRY_STORE_PASSPHRASE):
+clients of a running server (SMS API; --endpoint URL or FERRY_ENDPOINT, --access-key-file F or
+AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Ferry's CA; --json):
+  ferry servers [import]                         the server catalog
+  ferry jobs [create SERVER_ID --frequency N [--seed ISO] [--run-once] | delete JOB_ID]
+  ferry runs JOB_ID [--watch]                    runs of a job; --watch follows one to its end
+  ferry runs start JOB_ID [--watch]              an on-demand run
+
+image store (docs/store.md): --data-dir DIR (a server's data directory: DIR/store and DIR/store.key;
+the default when nothing else is given, like ferry server), or --repo DIR or FERRY_STORE_REPO with
+key --key-file F, --passphrase-file F, or FERRY_STORE_KEY / FERRY_STORE_KEY_FILE / FERRY_STORE_PASSPHRASE:
   ferry store init --repo DIR --new-key-file F   create a repository (and a new master key)
   ferry store check [--read-data]                verify metadata (and every chunk)
   ferry store gc [--dry-run] [--wait S]          delete chunks no image needs
   ferry store key list|add|remove|rotate         key slots (rotation re-wraps, no data rewritten)
   ferry images write DISK... --name N [--job J]  one server image (ami-…) from disks of any format
   ferry images list|show|delete|export           list, inspect, delete (--job J --keep N), export
+  ferry images export ami-ID OUT -O raw --disk N --data-dir DIR   disk N of a server's image
 
 common options: -f FORMAT (source format; default: detected from content),
   --allow-external-references, --no-backing, --json, --progress / --no-progress

@@ -4,11 +4,14 @@ import { formatBytes } from './output.js';
 
 export class ProgressBar implements ProgressObserver {
   readonly #label: string;
+  readonly #showRead: boolean;
   #last = 0;
   #drawn = false;
 
-  constructor(label: string) {
+  /** `showRead: false` for progress that has no separate bytes-read figure (a remote run). */
+  constructor(label: string, options: { showRead?: boolean } = {}) {
     this.#label = label;
+    this.#showRead = options.showRead ?? true;
   }
 
   update(s: ProgressSnapshot): void {
@@ -16,7 +19,14 @@ export class ProgressBar implements ProgressObserver {
     if (now - this.#last < 100 && s.done < s.total) return;
     this.#last = now;
     this.#drawn = true;
-    process.stderr.write('\r' + renderProgress(this.#label, s) + '\x1b[K');
+    process.stderr.write('\r' + renderProgress(this.#label, s, this.#showRead) + '\x1b[K');
+  }
+
+  /** Erases the bar (to print a line); the next update draws it again. */
+  clear(): void {
+    if (this.#drawn) process.stderr.write('\r\x1b[K');
+    this.#drawn = false;
+    this.#last = 0;
   }
 
   end(): void {
@@ -24,19 +34,19 @@ export class ProgressBar implements ProgressObserver {
   }
 }
 
-export function renderProgress(label: string, s: ProgressSnapshot): string {
+export function renderProgress(label: string, s: ProgressSnapshot, showRead = true): string {
   const pct = s.total > 0 ? s.done / s.total : 1;
   const width = 24;
   const fill = Math.round(pct * width);
   const eta = s.etaMs === undefined ? '--:--' : formatDuration(s.etaMs);
   return (
     `${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(pct * 100).toFixed(1).padStart(5)}% ` +
-    `${formatBytes(s.done)}/${formatBytes(s.total)} read ${formatBytes(s.bytesRead)} ` +
+    `${formatBytes(s.done)}/${formatBytes(s.total)} ${showRead ? `read ${formatBytes(s.bytesRead)} ` : ''}` +
     `${formatBytes(s.rate)}/s ETA ${eta}`
   );
 }
 
-function formatDuration(ms: number): string {
+export function formatDuration(ms: number): string {
   const t = Math.round(ms / 1000);
   const h = Math.floor(t / 3600);
   const m = Math.floor((t % 3600) / 60);

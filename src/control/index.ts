@@ -21,7 +21,8 @@ export {
   type DataDirConfig,
 } from './data-dir.js';
 export { DEFAULT_JOB_POLICY, MAX_FREQUENCY, type JobPolicy } from './jobs.js';
-export { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from './views.js';
+export { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, type RunProgress } from './views.js';
+export { progressText } from './runs/executor.js';
 export {
   JOB_STATES,
   RUN_STATES,
