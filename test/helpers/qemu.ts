@@ -83,11 +83,15 @@ export interface CliResult {
 /** Runs ./bin/ferry with a timeout (a hang is a failure, not a stuck test run). */
 export function ferry(
   args: string[],
-  options: { timeoutMs?: number; stdoutLimit?: number } = {},
+  options: { timeoutMs?: number; stdoutLimit?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<CliResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FERRY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [FERRY_BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Variables to add or override (an empty string unsets one for Ferry's purposes).
+      ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
