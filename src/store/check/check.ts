@@ -181,6 +181,12 @@ export async function checkRepository(repo: Repository, options: CheckOptions = 
           options.onProgress?.(`${id}/${d.index}`);
           const shape = treeShape(d.virtualSize, d.blockSize, d.fanout);
           await walk(errors, `${o.key} disk ${d.index}`, shape, shape.depth, 0, Buffer.from(d.root, 'hex'));
+          if (d.digests) {
+            const digests = Buffer.from(d.digests, 'hex');
+            await guard(errors, `${o.key} disk ${d.index} digests`, () =>
+              walkTree(fetcher, shape, shape.depth, 0, digests, seen, () => void stats.treeNodes++),
+            );
+          }
         }
       });
     }

@@ -43,6 +43,9 @@ export async function markReferenced(repo: Repository, index: ChunkIndex): Promi
     for (const d of image.disks) {
       const shape = treeShape(d.virtualSize, blockSize, fanout);
       await walkTree(fetcher, shape, shape.depth, 0, Buffer.from(d.root, 'hex'), tree, visit);
+      // The digest tree's nodes are live; its leaves are digests, not chunks.
+      if (d.digests)
+        await walkTree(fetcher, shape, shape.depth, 0, Buffer.from(d.digests, 'hex'), tree, () => {});
     }
   }
   let incomplete = 0;
@@ -57,8 +60,12 @@ export async function markReferenced(repo: Repository, index: ChunkIndex): Promi
     const progress = await readProgress(repo, id, meta.disks.length);
     for (const [k, p] of progress.entries()) {
       const shape = treeShape(meta.disks[k]?.virtualSize ?? 0, blockSize, fanout);
-      if (p.done)
+      if (p.done) {
         await walkTree(fetcher, shape, shape.depth, 0, Buffer.from(p.done.root, 'hex'), tree, visit);
+        const digests = p.done.digests;
+        if (digests)
+          await walkTree(fetcher, shape, shape.depth, 0, Buffer.from(digests, 'hex'), tree, () => {});
+      }
       for (const [i, ref] of p.pages.entries()) await walkTree(fetcher, shape, 1, i, ref, tree, visit);
     }
   }

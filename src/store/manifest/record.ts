@@ -33,6 +33,13 @@ export interface DiskImage {
   readonly root: string;
   /** "sha256-tree:<64 hex>" */
   readonly checksum: string;
+  /**
+   * Root of the digest tree (64 hex): same shape as the block tree, its leaves are the
+   * blocks' SHA-256 digests (zero reference for zero blocks). Lets a later image reuse
+   * unchanged blocks without reading them (docs/store.md, "Incremental images"). Absent on
+   * images written before it existed or whose write resumed mid-disk.
+   */
+  readonly digests?: string;
   readonly stats: DiskStats;
 }
 
@@ -105,6 +112,12 @@ export function decodeRecord(
       root: typeof r.root === 'string' && HEX64_RE.test(r.root) ? r.root : bad(f('root')),
       checksum:
         typeof r.checksum === 'string' && CHECKSUM_RE.test(r.checksum) ? r.checksum : bad(f('checksum')),
+      ...(r.digests === undefined
+        ? {}
+        : {
+            digests:
+              typeof r.digests === 'string' && HEX64_RE.test(r.digests) ? r.digests : bad(f('digests')),
+          }),
       stats: Object.freeze({
         dataBlocks: int(s.dataBlocks, f('stats.dataBlocks')),
         zeroBlocks: int(s.zeroBlocks, f('stats.zeroBlocks')),

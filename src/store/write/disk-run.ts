@@ -21,7 +21,11 @@ import { idKey } from '../index/chunk-index.js';
 import { ID_BYTES } from '../layout.js';
 import { TreeChecksum } from '../manifest/checksum.js';
 import type { DiskStats } from '../manifest/record.js';
-import { TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../manifest/tree.js';
+import { isZeroRef, TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../manifest/tree.js';
+import type { TreeReader } from '../read/tree-reader.js';
+import { zeroDigest } from '../chunk/work.js';
+import { StoreCorruptError } from '../../errors/index.js';
+import { planBlocks } from './base-plan.js';
 import type { WriteContext } from './context.js';
 import { OffsetDisk } from './offset-disk.js';
 import { BufferOwner } from '../pack/packer.js';
@@ -30,9 +34,18 @@ import { writeCheckpoint, type DiskProgress } from './staging.js';
 /** Size of one read from the source disk (see run()). */
 const READ_BYTES = 256 * 1024;
 
+/** Readers of the base image's trees, for blocks the plan says are unchanged (base-plan.ts). */
+export interface BaseReaders {
+  /** Depth of the base image's layer in the disk's chain. */
+  readonly depth: number;
+  readonly tree: TreeReader;
+  readonly digests: TreeReader;
+}
+
 export interface DiskResult {
   readonly root: string;
   readonly checksum: string;
+  readonly digests?: string;
   readonly stats: DiskStats;
 }
 
@@ -55,6 +68,9 @@ export class DiskRun {
   readonly #resume: DiskProgress;
   readonly shape: TreeShape;
   readonly tree: TreeBuilder;
+  /** Digests of every block (see DiskImage.digests); not kept when resuming mid-disk. */
+  readonly digestTree: TreeBuilder | undefined;
+  readonly #base: BaseReaders | undefined;
   readonly sum: TreeChecksum;
   readonly stats: { -readonly [K in keyof DiskStats]: number };
   readonly #pages = new Map<number, PageState>();
@@ -64,7 +80,7 @@ export class DiskRun {
   #cpChain: Promise<void> = Promise.resolve();
   #cpFailure: unknown;
 
-  constructor(ctx: WriteContext, disk: Disk, index: number, resume: DiskProgress) {
+  constructor(ctx: WriteContext, disk: Disk, index: number, resume: DiskProgress, base?: BaseReaders) {
     this.#ctx = ctx;
     this.#disk = disk;
     this.#index = index;
@@ -79,6 +95,11 @@ export class DiskRun {
         if (level === 1) Object.assign(this.#page(i), { ref, seq: ctx.sink.seq, stats: { ...this.stats } });
       },
     );
+    this.digestTree =
+      resume.pages.length === 0
+        ? new TreeBuilder(this.shape, (_level, content) => this.#storeNode(content))
+        : undefined;
+    this.#base = base;
     this.sum = new TreeChecksum(this.shape, (i, digest) => {
       this.#page(i).digest = digest;
     });
@@ -93,60 +114,102 @@ export class DiskRun {
     const start = Math.min(this.shape.blocks, this.#resume.pages.length * this.shape.fanout) * bs;
     this.#ctx.progress(start, 0);
     if (start < this.shape.virtualSize) {
-      const view = start > 0 ? new OffsetDisk(this.#disk, start) : this.#disk;
-      let decided: Promise<void> = Promise.resolve();
-      let applied: Promise<void> = Promise.resolve();
-      const inflight: Promise<void>[] = [];
-      const dispatch = async (item: Batch) => {
-        const d: Promise<void> = decided.then(() => item.decide());
-        const a: Promise<void> = Promise.all([applied, d]).then(() => item.apply());
-        d.catch(() => {});
-        a.catch(() => {});
-        decided = d;
-        applied = a;
-        inflight.push(a);
-        while (inflight.length >= this.#ctx.maxInflight) await inflight.shift();
-        await this.#ctx.sink.backpressure();
-        this.#checkCp();
-      };
-      // Small reads (fresh buffers of a few hundred KiB stay cheap and cache-hot; 4 MiB ones
-      // cost page faults and cold copies), gathered into batch slots of several MiB so each
-      // worker round trip carries enough work.
-      const readBytes = Math.max(bs, Math.floor(READ_BYTES / bs) * bs);
-      let slot: BatchSlot | undefined;
-      let used = 0;
-      const flush = async () => {
-        if (slot && used > 0) await dispatch(this.#dataBatch(slot, used));
-        slot = undefined;
-        used = 0;
-      };
-      const opts = { blockSize: bs, chunkBytes: readBytes, depth: 8, signal: this.#ctx.signal };
-      for await (const c of chunks(view, opts)) {
-        if (!c.data) {
-          await flush();
-          await dispatch(this.#zeroBatch(Math.ceil(c.length / bs), c.length));
-          continue;
+      const feed = this.#feeder();
+      if (this.#base && start === 0) {
+        for await (const run of planBlocks(this.#disk, bs, this.#base.depth, this.#ctx.signal)) {
+          const from = run.first * bs;
+          const bytes = Math.min(this.shape.virtualSize, (run.first + run.count) * bs) - from;
+          if (run.kind === 'zero') await feed.zeros(run.count, bytes);
+          else if (run.kind === 'base') await feed.base(run.first, run.count, bytes);
+          else await feed.disk(new OffsetDisk(this.#disk, from, bytes));
         }
-        slot ??= await this.#ctx.buffers.acquire();
-        slot.input.set(c.data, used); // (TypedArray#set: Buffer#copy is much slower into fresh memory)
-        readPool.release(c.data);
-        used += c.data.length;
-        if (used + readBytes > this.#ctx.buffers.size) await flush();
+      } else {
+        await feed.disk(start > 0 ? new OffsetDisk(this.#disk, start) : this.#disk);
       }
-      await flush();
-      for (const p of inflight) await p;
+      await feed.end();
     }
     const root = this.tree.finish().toString('hex');
+    const digests = this.digestTree?.finish().toString('hex');
     const checksum = this.sum.digest();
     await this.#ctx.sink.flush();
-    this.maybeCheckpoint({ root, checksum });
+    this.maybeCheckpoint({ root, checksum, ...(digests ? { digests } : {}) });
     await this.#cpChain;
     this.#checkCp();
-    return { root, checksum, stats: { ...this.stats } };
+    return { root, checksum, ...(digests ? { digests } : {}), stats: { ...this.stats } };
+  }
+
+  /**
+   * The batch pipeline: data read from a disk (or a range of it), zero runs and reused
+   * base runs, dispatched in order through the decide/apply stages.
+   */
+  #feeder() {
+    const { blockSize: bs } = this.shape;
+    let decided: Promise<void> = Promise.resolve();
+    let applied: Promise<void> = Promise.resolve();
+    const inflight: Promise<void>[] = [];
+    const dispatch = async (item: Batch) => {
+      const d: Promise<void> = decided.then(() => item.decide());
+      const a: Promise<void> = Promise.all([applied, d]).then(() => item.apply());
+      d.catch(() => {});
+      a.catch(() => {});
+      decided = d;
+      applied = a;
+      inflight.push(a);
+      while (inflight.length >= this.#ctx.maxInflight) await inflight.shift();
+      await this.#ctx.sink.backpressure();
+      this.#checkCp();
+    };
+    // Small reads (fresh buffers of a few hundred KiB stay cheap and cache-hot; 4 MiB ones
+    // cost page faults and cold copies), gathered into batch slots of several MiB so each
+    // worker round trip carries enough work.
+    const readBytes = Math.max(bs, Math.floor(READ_BYTES / bs) * bs);
+    let slot: BatchSlot | undefined;
+    let used = 0;
+    const flush = async () => {
+      if (slot && used > 0) await dispatch(this.#dataBatch(slot, used));
+      slot = undefined;
+      used = 0;
+    };
+    const opts = { blockSize: bs, chunkBytes: readBytes, depth: 8, signal: this.#ctx.signal };
+    return {
+      disk: async (view: Disk) => {
+        for await (const c of chunks(view, opts)) {
+          if (!c.data) {
+            await flush();
+            await dispatch(this.#zeroBatch(Math.ceil(c.length / bs), c.length));
+            continue;
+          }
+          slot ??= await this.#ctx.buffers.acquire();
+          slot.input.set(c.data, used); // (TypedArray#set: Buffer#copy is much slower into fresh memory)
+          readPool.release(c.data);
+          used += c.data.length;
+          if (used + readBytes > this.#ctx.buffers.size) await flush();
+        }
+      },
+      zeros: async (blocks: number, bytes: number) => {
+        await flush();
+        await dispatch(this.#zeroBatch(blocks, bytes));
+      },
+      base: async (first: number, count: number, bytes: number) => {
+        await flush();
+        // One page of references at a time: bounded memory whatever the run's length.
+        const per = this.shape.fanout;
+        for (let b = first; b < first + count; b += per) {
+          const n = Math.min(per, first + count - b);
+          const to = Math.min(this.shape.virtualSize, (b + n) * bs);
+          await dispatch(this.#baseBatch(b, n, to - b * bs));
+        }
+        void bytes;
+      },
+      end: async () => {
+        await flush();
+        for (const p of inflight) await p;
+      },
+    };
   }
 
   /** Writes a checkpoint of the pages that became safe, when due (or always when `done`). */
-  maybeCheckpoint(done?: { root: string; checksum: string }): void {
+  maybeCheckpoint(done?: { root: string; checksum: string; digests?: string }): void {
     const wm = this.#ctx.sink.watermark();
     const ready: PageState[] = [];
     for (let p = this.#nextPage; ; p++) {
@@ -203,6 +266,7 @@ export class DiskRun {
       decide: async () => {},
       apply: async () => {
         this.tree.pushZeroBlocks(blocks);
+        this.digestTree?.pushZeroBlocks(blocks);
         this.sum.pushZeroBlocks(blocks);
         this.stats.zeroBlocks += blocks;
         this.#ctx.progress(length, 0);
@@ -249,8 +313,10 @@ export class DiskRun {
           owner = new BufferOwner(() => ctx.buffers.recycleOutput(output));
           const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
           for (let i = 0; i < r.zero.length; i++) {
+            const digest = r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
             if (r.zero[i]) {
               this.tree.pushBlockRef(ZERO_REF);
+              this.digestTree?.pushBlockRef(ZERO_REF);
               this.stats.zeroBlocks++;
             } else {
               const id = r.ids.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
@@ -263,9 +329,10 @@ export class DiskRun {
                 this.stats.storedBytes += blob.length;
               }
               this.tree.pushBlockRef(id);
+              this.digestTree?.pushBlockRef(digest);
               this.stats.dataBlocks++;
             }
-            this.sum.pushDigest(r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES));
+            this.sum.pushDigest(digest);
           }
         } finally {
           // If packs hold blobs of this output, it is theirs now (recycled once they are
@@ -280,5 +347,48 @@ export class DiskRun {
         this.maybeCheckpoint();
       },
     };
+  }
+
+  /** Blocks unchanged since the base image: its references and digests, no read. */
+  #baseBatch(first: number, count: number, length: number): Batch {
+    const base = this.#base as BaseReaders;
+    let refs: Buffer;
+    let digests: Buffer;
+    return {
+      decide: async () => {
+        [refs, digests] = await Promise.all([
+          base.tree.blockRefs(first, count),
+          base.digests.blockRefs(first, count),
+        ]);
+      },
+      apply: async () => {
+        for (let i = 0; i < count; i++) {
+          const ref = refs.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+          if (isZeroRef(ref)) {
+            this.tree.pushBlockRef(ZERO_REF);
+            this.digestTree?.pushBlockRef(ZERO_REF);
+            this.sum.pushDigest(zeroDigest(this.#blockBytes(first + i)));
+            this.stats.zeroBlocks++;
+            continue;
+          }
+          const digest = digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
+          if (isZeroRef(digest)) {
+            throw new StoreCorruptError(`base image: block ${first + i} has data but no digest`, {
+              block: first + i,
+            });
+          }
+          this.tree.pushBlockRef(ref);
+          this.digestTree?.pushBlockRef(digest);
+          this.sum.pushDigest(digest);
+          this.stats.dataBlocks++;
+        }
+        this.#ctx.progress(length, 0);
+        this.maybeCheckpoint();
+      },
+    };
+  }
+
+  #blockBytes(i: number): number {
+    return i === this.shape.blocks - 1 ? this.shape.lastBlockBytes : this.shape.blockSize;
   }
 }

@@ -13,7 +13,9 @@ import { treeShape } from '../manifest/tree.js';
 import { PackSink } from '../pack/packer.js';
 import type { Repository } from '../repo/repository.js';
 import type { WriteContext } from './context.js';
-import { DiskRun } from './disk-run.js';
+import { ChunkFetcher } from '../read/fetch.js';
+import { TreeReader } from '../read/tree-reader.js';
+import { DiskRun, type BaseReaders } from './disk-run.js';
 import { ProgressCounter } from './progress.js';
 import {
   checkResume,
@@ -32,7 +34,16 @@ export interface WriteImageOptions {
   readonly job?: string | null;
   readonly sourceServer?: string | null;
   readonly run?: string | null;
-  readonly disks: readonly { readonly name: string; readonly disk: Disk }[];
+  readonly disks: readonly {
+    readonly name: string;
+    readonly disk: Disk;
+    /**
+     * The layer at `depth` of `disk` is disk `disk` of image `image`: blocks that come
+     * wholly from it reuse its references and digests instead of being read (incremental
+     * images). Ignored when that image has no digest tree or another size.
+     */
+    readonly base?: { readonly image: string; readonly disk: number; readonly depth: number };
+  }[];
   /** Continue the interrupted write of this image id. */
   readonly resume?: string;
   /** Worker threads (0 = inline); default: every core, at most 8. */
@@ -118,14 +129,16 @@ export async function writeImage(repo: Repository, options: WriteImageOptions): 
       progress: (v, r) => counter.advance(v, r),
     };
     const disks: DiskImage[] = [];
-    for (const [i, { name, disk }] of options.disks.entries()) {
+    const fetcher = new ChunkFetcher(repo, index);
+    for (const [i, { name, disk, base }] of options.disks.entries()) {
       const p = progress[i] as DiskProgress;
       let result;
       if (p.done) {
         counter.advance(disk.virtualSize, 0);
         result = { ...p.done, stats: p.stats };
       } else {
-        current = new DiskRun(ctx, disk, i, p);
+        const readers = base ? await baseReaders(repo, fetcher, base, disk.virtualSize) : undefined;
+        current = new DiskRun(ctx, disk, i, p, readers);
         result = await current.run();
         current = undefined;
       }
@@ -165,6 +178,24 @@ export async function writeImage(repo: Repository, options: WriteImageOptions): 
     await codec.close();
     await lock.release().catch(() => {});
   }
+}
+
+/** Tree readers of a base image's disk, when it can serve as one (same size, digests kept). */
+async function baseReaders(
+  repo: Repository,
+  fetcher: ChunkFetcher,
+  base: { image: string; disk: number; depth: number },
+  virtualSize: number,
+): Promise<BaseReaders | undefined> {
+  const image = await readCommitted(repo, base.image);
+  const d = image?.disks[base.disk];
+  if (!d?.digests || d.virtualSize !== virtualSize) return undefined;
+  const shape = treeShape(d.virtualSize, repo.config.blockSize, repo.config.fanout);
+  return {
+    depth: base.depth,
+    tree: new TreeReader(shape, Buffer.from(d.root, 'hex'), fetcher),
+    digests: new TreeReader(shape, Buffer.from(d.digests, 'hex'), fetcher),
+  };
 }
 
 function depthOf(repo: Repository, d: DiskImage): number {

@@ -1,6 +1,7 @@
 /**
- * A view of a disk from `start` to its end, so a resumed write streams only the part after
- * its last checkpoint through the disk engine's `chunks()`. Does not own the inner disk.
+ * A view of a disk from `start` (to its end, or for `length` bytes), so a resumed write
+ * streams only the part after its last checkpoint, and an incremental one only the ranges
+ * it must read, through the disk engine's `chunks()`. Does not own the inner disk.
  */
 import type { Disk, Extent } from '../../disk/index.js';
 
@@ -11,10 +12,10 @@ export class OffsetDisk implements Disk {
   readonly #inner: Disk;
   readonly #start: number;
 
-  constructor(inner: Disk, start: number) {
+  constructor(inner: Disk, start: number, length = inner.virtualSize - start) {
     this.#inner = inner;
     this.#start = start;
-    this.virtualSize = inner.virtualSize - start;
+    this.virtualSize = length;
     this.layers = inner.layers;
     this.names = inner.names;
   }

@@ -34,7 +34,7 @@ export interface Checkpoint {
   readonly pages: Buffer;
   readonly digests: Buffer;
   readonly stats: DiskStats;
-  readonly done?: { readonly root: string; readonly checksum: string };
+  readonly done?: { readonly root: string; readonly checksum: string; readonly digests?: string };
 }
 
 /** What the checkpoints of one disk add up to. */
@@ -43,7 +43,7 @@ export interface DiskProgress {
   readonly digests: Buffer[];
   readonly stats: DiskStats;
   readonly nextSeq: number;
-  readonly done?: { readonly root: string; readonly checksum: string };
+  readonly done?: { readonly root: string; readonly checksum: string; readonly digests?: string };
 }
 
 export const EMPTY_STATS: DiskStats = {
@@ -131,6 +131,7 @@ function decodeCheckpoint(v: Record<string, unknown>, key: string): Checkpoint {
   if (!s || !nums.every((n) => Number.isSafeInteger(s[n]))) bad();
   const d = v.done as Record<string, unknown> | undefined;
   if (d && (typeof d.root !== 'string' || !HEX64_RE.test(d.root) || typeof d.checksum !== 'string')) bad();
+  if (d && d.digests !== undefined && (typeof d.digests !== 'string' || !HEX64_RE.test(d.digests))) bad();
   if (![v.disk, v.seq, v.firstPage].every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) bad();
   return {
     disk: v.disk as number,
@@ -139,7 +140,15 @@ function decodeCheckpoint(v: Record<string, unknown>, key: string): Checkpoint {
     pages,
     digests,
     stats: s as unknown as DiskStats,
-    ...(d ? { done: { root: d.root as string, checksum: d.checksum as string } } : {}),
+    ...(d
+      ? {
+          done: {
+            root: d.root as string,
+            checksum: d.checksum as string,
+            ...(d.digests ? { digests: d.digests as string } : {}),
+          },
+        }
+      : {}),
   };
 }
 

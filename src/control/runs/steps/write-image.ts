@@ -19,7 +19,7 @@ export const writeImageStep: Step = {
     const interrupted = (await listIncomplete(ctx.store)).find(
       (w) => w.meta?.run === ctx.run.replicationRunId,
     );
-    const opened: { name: string; disk: Disk }[] = [];
+    const opened: { name: string; disk: Disk; base?: { image: string; disk: number; depth: number } }[] = [];
     const snap = ctx.checkpoint.source;
     const baseId = ctx.checkpoint.baseImageId;
     try {
@@ -34,7 +34,13 @@ export const writeImageStep: Step = {
             await base?.close().catch(() => {});
             throw err;
           });
-        opened.push({ name: d.name, disk });
+        // The previous image is layer 1 under the changed-blocks view: the store reuses its
+        // blocks wherever nothing changed, without reading them.
+        opened.push({
+          name: d.name,
+          disk,
+          ...(base && baseId ? { base: { image: baseId, disk: d.index, depth: 1 } } : {}),
+        });
       }
       let bytesRead = 0;
       for (const [i, o] of opened.entries()) {
