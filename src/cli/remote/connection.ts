@@ -54,11 +54,15 @@ export async function resolveConnection(
   flags: ClientFlags,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Connection> {
+  // An empty variable is an unset one (`FERRY_ENDPOINT= ferry …`), as for the AWS CLI.
   const endpoint = parseEndpoint(
-    flags.endpoint ?? env.FERRY_ENDPOINT ?? env.AWS_ENDPOINT_URL_SMS ?? env.AWS_ENDPOINT_URL,
+    flags.endpoint ?? (env.FERRY_ENDPOINT || env.AWS_ENDPOINT_URL_SMS || env.AWS_ENDPOINT_URL),
   );
-  const credentials = await resolveCredentials(flags['access-key-file'] ?? env.FERRY_ACCESS_KEY_FILE, env);
-  const caPath = flags['ca-bundle'] ?? env.FERRY_CA_BUNDLE ?? env.AWS_CA_BUNDLE;
+  const credentials = await resolveCredentials(
+    flags['access-key-file'] ?? (env.FERRY_ACCESS_KEY_FILE || undefined),
+    env,
+  );
+  const caPath = flags['ca-bundle'] ?? (env.FERRY_CA_BUNDLE || env.AWS_CA_BUNDLE || undefined);
   const ca = caPath ? await readCaBundle(caPath) : undefined;
   return { endpoint, credentials, ...(ca ? { ca } : {}) };
 }

@@ -7,7 +7,7 @@
  *
  * Output: on a terminal, a progress bar (stderr) for the bytes of the current stage and a
  * line (stdout) per stage or state change; otherwise a line per change; with --json, the
- * run (SMS ReplicationRun) as one JSON line per change. COMPLETED returns the run;
+ * run (SMS ReplicationRun) as one JSON line per change, and nothing else. COMPLETED returns the run;
  * FAILED, MISSED or DELETED throw FERRY_RUN_FAILED.
  */
 import type { ReplicationRun, SMS } from '@aws-sdk/client-sms';
@@ -162,16 +162,17 @@ class RunView {
       this.#lastKey = key;
       return;
     }
-    // With a bar, byte counts redraw the bar; a line is for what else changed.
+    // With a bar, byte counts redraw the bar (or are not there yet); a line is for what else changed.
     const key = JSON.stringify([
       run.state,
       stage,
-      this.#bar && progress ? '' : progressText,
+      this.#bar && (progress || !progressText) ? '' : progressText,
       run.statusMessage,
     ]);
     if (key !== this.#lastKey) {
       this.#lastKey = key;
-      this.#line(lineFor(run, this.#bar ? undefined : progressText, run.statusMessage !== this.#lastMessage));
+      const text = this.#bar && (progress || !progressText) ? undefined : progressText;
+      this.#line(lineFor(run, text, run.statusMessage !== this.#lastMessage));
       this.#lastMessage = run.statusMessage;
     }
     if (this.#bar && progress && !FINAL.has(run.state ?? '')) this.#bar.update(progress);
@@ -180,8 +181,8 @@ class RunView {
   note(text: string): void {
     if (text === this.#lastNote) return;
     this.#lastNote = text;
-    if (this.#output === 'json') process.stderr.write(`ferry: ${text}\n`);
-    else this.#line(`${tableTime(new Date())} ${text}`);
+    // JSON lines are runs only; stderr stays for the one error line.
+    if (this.#output !== 'json') this.#line(`${tableTime(new Date())} ${text}`);
   }
 
   end(): void {
