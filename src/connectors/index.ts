@@ -1,7 +1,8 @@
 /**
  * Connectors: adapters next to a source that describe it, report its inventory and open
  * its disks. The first source is a folder of VM exports, served by the built-in local
- * connector. (Remote connectors speak the protocol in docs/connector-protocol.md.)
+ * connector; running KVM/QEMU VMs are the second (createKvmConnector, docs/connectors/kvm.md).
+ * (Remote connectors speak the protocol in docs/connector-protocol.md.)
  */
 export type {
   Connector,
@@ -29,3 +30,4 @@ export { parseOvf, type OvfFacts } from './folder/ovf.js';
 // Live KVM/QEMU sources: the QMP (control) and NBD (data) protocol clients.
 export * as kvm from './kvm/index.js';
 export { QmpClient, NbdClient, NbdByteSource, openNbdSource } from './kvm/index.js';
+export { createKvmConnector, type KvmConnectorOptions } from './kvm/index.js';

@@ -109,3 +109,45 @@ export async function startPausedVm(dir: string, image: string): Promise<Proc & 
   }
   return { ...p, qmp };
 }
+
+export interface VmDrive {
+  readonly file: string;
+  readonly format: 'qcow2' | 'raw';
+  /** `-drive node-name=`; QEMU names the node "#blockNNN" when absent. */
+  readonly nodeName?: string;
+}
+
+/**
+ * A VM started the way the KVM connector's documentation tells users to: a QMP socket
+ * `<qmpDir>/<name>.qmp`, drives `drive0`, `drive1`, … on virtio-blk, and optionally a
+ * CD-ROM drive and a virtio NIC. Paused (-S): TCG on 2 shared cores must not run a guest
+ * that has nothing to boot; QMP, block jobs and HMP qemu-io work the same.
+ */
+export async function startVm(
+  qmpDir: string,
+  name: string,
+  drives: readonly VmDrive[],
+  options: { readonly uuid?: string; readonly cdrom?: boolean; readonly mac?: string } = {},
+): Promise<Proc & { qmp: string }> {
+  const qmp = join(qmpDir, `${name}.qmp`);
+  const args = ['-name', name, '-no-shutdown', '-qmp', `unix:${qmp},server=on,wait=off`];
+  drives.forEach((d, i) => {
+    const node = d.nodeName ? `,node-name=${d.nodeName}` : '';
+    args.push('-drive', `file=${d.file},format=${d.format},if=none,id=drive${i}${node}`);
+    args.push('-device', `virtio-blk-pci,drive=drive${i}`);
+  });
+  if (options.cdrom) args.push('-drive', 'if=none,id=cd0', '-device', 'ide-cd,drive=cd0,bus=ide.0');
+  if (options.mac) {
+    args.push('-netdev', 'user,id=n0', '-device', `virtio-net-pci,netdev=n0,mac=${options.mac}`);
+  }
+  if (options.uuid) args.push('-uuid', options.uuid);
+  args.push('-nodefaults', '-display', 'none', '-accel', 'tcg', '-m', '64', '-S');
+  const p = start('qemu-system-x86_64', args);
+  try {
+    await waitForPath(qmp, p);
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
+  return { ...p, qmp };
+}
