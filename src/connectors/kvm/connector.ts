@@ -88,7 +88,9 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
   const located = new Map<string, string>();
 
   const sockets = async (): Promise<string[]> => {
-    const names = (await readdir(root)).filter((n) => n.endsWith('.qmp')).sort();
+    const names = (await readdir(root).catch((err: unknown) => Promise.reject(toFerryError(err))))
+      .filter((n) => n.endsWith('.qmp'))
+      .sort();
     if (names.length > MAX_VMS_PER_QMP_DIR) {
       throw new InvalidArgumentError(`${root} has more than ${MAX_VMS_PER_QMP_DIR} QMP sockets`, {
         limit: MAX_VMS_PER_QMP_DIR,
@@ -258,7 +260,10 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
           }
           for (const [node, list] of await bitmapsByNode(q)) {
             for (const b of list) {
-              if (b.name?.startsWith(PREFIX) && !keepBitmaps.has(b.name)) await removeBitmap(q, node, b.name);
+              // A busy bitmap is exported or used by a job that is not ours to end.
+              if (b.name?.startsWith(PREFIX) && !keepBitmaps.has(b.name) && !b.busy) {
+                await removeBitmap(q, node, b.name);
+              }
             }
           }
           await stopNbdServerIfIdle(q, paths);
