@@ -1,93 +1,29 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { MemorySource, driverFor, type Disk, type DiskLayer, type Extent } from '../../disk/index.js';
-import { FerryError } from '../../errors/index.js';
-import { qemuImg, qemuIo, tempDir } from '../../../test/helpers/qemu.js';
+import { type Disk } from '../../disk/index.js';
+import { qemuImg, qemuIo } from '../../../test/helpers/qemu.js';
 import { startVm, type Proc } from '../../../test/helpers/kvm.js';
+import {
+  baseLayer,
+  extents,
+  leftovers,
+  qmp,
+  readAll,
+  rejectsWith,
+  setup,
+  write,
+} from '../../../test/helpers/kvm-connector.js';
 import type { Connector } from '../types.js';
-import { createKvmConnector, ferryLeftovers } from './connector.js';
-import { QmpClient, humanMonitorCommand, queryNamedBlockNodes } from './qmp/index.js';
+import { createKvmConnector } from './connector.js';
+import { QmpClient, queryNamedBlockNodes } from './qmp/index.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
 const SIZE = 64 * MiB;
 const UUID_A = '3c9a1f0e-5b7d-4e2a-8c61-9f0d2b4a7e13';
-
-/** A short QMP session, as an external script would open one (the connector holds none). */
-async function qmp<T>(path: string, fn: (q: QmpClient) => Promise<T>): Promise<T> {
-  const q = await QmpClient.connect({ path }, { connectTimeoutMs: 20_000 });
-  try {
-    return await fn(q);
-  } finally {
-    await q.close();
-  }
-}
-
-/**
- * A guest-like write through the drive (HMP qemu-io), mirrored into `model`; pattern 0
- * writes zeroes the efficient way (`write -z`: qcow2 zero clusters, reported as holes).
- */
-async function write(
-  vm: string,
-  drive: string,
-  pattern: number,
-  offset: number,
-  length: number,
-  model: Buffer,
-) {
-  const how = pattern === 0 ? '-z' : `-P ${pattern}`;
-  const out = await qmp(vm, (q) =>
-    humanMonitorCommand(q, `qemu-io ${drive} "write ${how} ${offset} ${length}"`),
-  );
-  assert.equal(out, '', out);
-  model.fill(pattern, offset, offset + length);
-}
-
-async function readAll(d: Disk): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for (let at = 0; at < d.virtualSize; at += 8 * MiB)
-    parts.push(await d.read(at, Math.min(8 * MiB, d.virtualSize - at)));
-  return Buffer.concat(parts);
-}
-
-async function extents(d: Disk): Promise<Extent[]> {
-  const out: Extent[] = [];
-  for await (const e of d.map()) out.push(e);
-  return out;
-}
-
-/** The previous image of a disk as a layer (what the store's image layer is to a run). */
-async function baseLayer(content: Buffer): Promise<DiskLayer> {
-  return driverFor('raw').open(new MemorySource(Buffer.from(content), 'previous'), {
-    openReference: () => Promise.reject(new Error('no references')),
-  });
-}
-
-async function leftovers(vm: string) {
-  return qmp(vm, ferryLeftovers);
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
-
-async function setup() {
-  const root = await tempDir('ferry-kvmc-');
-  const qmpDir = join(root, 'qmp');
-  const stateDir = join(root, 'state');
-  await mkdir(qmpDir);
-  return { root, qmpDir, stateDir };
-}
 
 test('KVM connector: inventory, full and incremental snapshots of a two-disk VM, rollback keeps changes, release and sweep leave nothing', async () => {
   const { root, qmpDir, stateDir } = await setup();
@@ -356,68 +292,5 @@ test('KVM connector: inventory, full and incremental snapshots of a two-disk VM,
   } finally {
     await disk?.close().catch(() => {});
     for (const p of procs) await p.stop();
-  }
-});
-
-test('KVM connector: a lost process — reattach from a new instance, redo a half-made snapshot, sweep removes everything', async () => {
-  const { root, qmpDir, stateDir } = await setup();
-  const g0 = join(root, 'g0.qcow2');
-  await qemuImg('create', '-f', 'qcow2', g0, '64M');
-  await qemuIo(g0, 'qcow2', 'write -P 0x5a 0 1M');
-  const vm = await startVm(qmpDir, 'gamma', [{ file: g0, format: 'qcow2', nodeName: 'g0' }]);
-  try {
-    const make = () => createKvmConnector({ connectorId: 'c', version: '0', qmpDir, stateDir });
-    const a = await make();
-    const s1 = await a.source.snapshot!('gamma', { runId: 'sms-r-0123456789abcdef0' });
-    await a.source.release!('gamma', s1.id, true);
-    const s2 = await a.source.snapshot!('gamma', {
-      runId: 'sms-r-0123456789abcdef1',
-      since: s1.checkpoint as string,
-    });
-    assert.equal(s2.disks[0]?.mode, 'changed');
-    // Long run ids still give QEMU node names of at most 31 bytes.
-    const held = await leftovers(vm.qmp);
-    assert.ok(
-      held.nodes.every((n) => n.length <= 31),
-      held.nodes.join(),
-    );
-
-    // A new process finds the snapshot by its run id.
-    const b = await make();
-    const again = await b.source.snapshot!('gamma', {
-      runId: 'sms-r-0123456789abcdef1',
-      since: s1.checkpoint as string,
-    });
-    assert.deepEqual(again, s2);
-    // Half-made (an export is gone): undone and taken again.
-    await qmp(vm.qmp, (q) => q.execute('block-export-del', { id: held.exports[0], mode: 'hard' }));
-    await new Promise((r) => setTimeout(r, 200));
-    const redo = await b.source.snapshot!('gamma', {
-      runId: 'sms-r-0123456789abcdef1',
-      since: s1.checkpoint as string,
-    });
-    assert.equal(redo.id, s2.id);
-    assert.equal(redo.disks[0]?.mode, 'changed', 'the undo re-enabled the checkpoint bitmap');
-    assert.deepEqual((await leftovers(vm.qmp)).exports, held.exports);
-
-    // Lost again: sweep keeping the committed checkpoint undoes the snapshot and keeps it recording.
-    const c = await make();
-    await c.source.sweep!('gamma', { snapshots: [], checkpoints: [s1.checkpoint as string] });
-    let left = await leftovers(vm.qmp);
-    assert.deepEqual([left.exports, left.jobs, left.nodes], [[], [], []]);
-    assert.deepEqual(left.bitmaps, [`g0:${s1.checkpoint}`]);
-    const bm = (await qmp(vm.qmp, queryNamedBlockNodes)).find((n) => n['node-name'] === 'g0')?.[
-      'dirty-bitmaps'
-    ];
-    assert.equal(bm?.[0]?.recording, true);
-    // Another held snapshot, then a sweep that keeps nothing: nothing of Ferry is left.
-    await c.source.snapshot!('gamma', { runId: 'run-z', since: s1.checkpoint as string });
-    await make().then((d) => d.source.sweep!('gamma', { snapshots: [], checkpoints: [] }));
-    left = await leftovers(vm.qmp);
-    assert.deepEqual(left, { exports: [], jobs: [], nodes: [], bitmaps: [] });
-    assert.deepEqual(await readdir(join(stateDir, 'gamma')), []);
-    assert.deepEqual((await readdir(stateDir)).sort(), ['gamma']);
-  } finally {
-    await vm.stop();
   }
 });

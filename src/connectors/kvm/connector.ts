@@ -72,8 +72,16 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
       { path: options.qmpDir },
     );
   }
-  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
-  const stateDir = await realpath(options.stateDir);
+  let stateDir: string;
+  try {
+    await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+    stateDir = await realpath(options.stateDir);
+  } catch (err) {
+    throw new InvalidArgumentError(
+      `state directory ${options.stateDir} cannot be created: ${toFerryError(err).message}`,
+      { path: options.stateDir },
+    );
+  }
   const session = { connectTimeoutMs: options.qmpTimeoutMs ?? DEFAULT_QMP_SESSION_TIMEOUT_MS };
   const descriptor: ConnectorDescriptor = Object.freeze({
     connectorId: options.connectorId,
