@@ -10,6 +10,7 @@
  * First start initialises the data directory and writes an admin access key to
  * DIR/admin-credentials.json (0600).
  */
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -21,7 +22,7 @@ import {
   ensureTlsMaterial,
   type GaugeSample,
 } from '../../api/index.js';
-import { createFolderConnector, type Connector } from '../../connectors/index.js';
+import { createFolderConnector, createKvmConnector, type Connector } from '../../connectors/index.js';
 import {
   HEARTBEAT_INTERVAL_MS,
   createPrivateFile,
@@ -37,7 +38,7 @@ import { needPositionals, parse } from '../args.js';
 
 const USAGE =
   'ferry server [--data-dir DIR] [--listen HOST:PORT] [--insecure-http | --tls-cert PEM --tls-key PEM] ' +
-  '[--images-dir SRC] [--database postgres://…] ' +
+  '[--images-dir SRC] [--qmp-dir DIR] [--database postgres://…] ' +
   '[--frequency-unit hours|minutes] [--on-demand-runs-per-day N] [--log-level LEVEL]';
 
 const OPTIONS = {
@@ -47,6 +48,7 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'images-dir': { type: 'string' },
+  'qmp-dir': { type: 'string' },
   database: { type: 'string' },
   'frequency-unit': { type: 'string' },
   'on-demand-runs-per-day': { type: 'string' },
@@ -130,6 +132,17 @@ export async function serverCommand(argv: string[]): Promise<number> {
       });
       stops.unshift(await runLocalConnector(control, connector, log));
     }
+    if (values['qmp-dir'] !== undefined) {
+      // Running QEMU VMs, one QMP socket each (docs/connectors/kvm.md).
+      const connector = await createKvmConnector({
+        connectorId: await localConnectorId(control, 'kvm'),
+        qmpDir: values['qmp-dir'],
+        stateDir: join(dir.root, 'kvm'),
+        version: ferryVersion(),
+        log,
+      });
+      stops.unshift(await runLocalConnector(control, connector, log));
+    }
 
     let https: { cert: string; key: string } | undefined;
     if (!insecure) {
@@ -201,12 +214,13 @@ async function firstStart(control: ControlPlane, path: string, log: Logger): Pro
 }
 
 /** The built-in connector's id, fixed at first use so its registration survives restarts. */
-async function localConnectorId(control: ControlPlane): Promise<string> {
+async function localConnectorId(control: ControlPlane, kind: 'folder' | 'kvm' = 'folder'): Promise<string> {
   const r = repositories(control.db);
-  const existing = await r.settings.get('local-connector-id');
+  const key = kind === 'folder' ? 'local-connector-id' : `local-${kind}-connector-id`;
+  const existing = await r.settings.get(key);
   if (existing) return existing;
   const id = newId.connector();
-  await r.settings.set('local-connector-id', id);
+  await r.settings.set(key, id);
   return id;
 }
 
