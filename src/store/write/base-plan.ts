@@ -73,3 +73,53 @@ export async function* planBlocks(
     throw new InternalError(`block plan covers ${pending.first + pending.count} of ${blocks} blocks`);
   }
 }
+
+/** Where an incremental write's runs go (the disk run's batch pipeline, in order). */
+export interface IncrementalFeed {
+  bytes(data: Buffer): Promise<void>;
+  zeros(blocks: number, bytes: number): Promise<void>;
+  base(first: number, count: number, bytes: number): Promise<void>;
+}
+
+/** Reads in flight ahead of the batches, and the largest single read (≤ one batch slot). */
+const READ_AHEAD = 16;
+const READ_PIECE_BYTES = 1024 * 1024;
+
+/**
+ * Feeds a disk to the pipeline by its block plan. Changed ranges are usually small and
+ * scattered (a dirty bitmap's 64 KiB granules), so their reads are started ahead, in
+ * order, instead of each waiting for the previous one's round trip to the source.
+ */
+export async function feedIncremental(
+  disk: Disk,
+  blockSize: number,
+  baseDepth: number,
+  feed: IncrementalFeed,
+  signal?: AbortSignal,
+): Promise<void> {
+  const queue: { run: BlockRun; bytes: number; data?: Promise<Buffer> }[] = [];
+  const next = async () => {
+    const q = queue.shift() as (typeof queue)[number];
+    if (q.data) await feed.bytes(await q.data);
+    else if (q.run.kind === 'zero') await feed.zeros(q.run.count, q.bytes);
+    else await feed.base(q.run.first, q.run.count, q.bytes);
+  };
+  try {
+    for await (const run of planBlocks(disk, blockSize, baseDepth, signal)) {
+      const from = run.first * blockSize;
+      const end = Math.min(disk.virtualSize, (run.first + run.count) * blockSize);
+      if (run.kind !== 'read') queue.push({ run, bytes: end - from });
+      const piece = Math.max(blockSize, READ_PIECE_BYTES - (READ_PIECE_BYTES % blockSize));
+      for (let at = from; run.kind === 'read' && at < end; at += piece) {
+        const n = Math.min(piece, end - at);
+        const data = disk.read(at, n);
+        data.catch(() => {}); // surfaced when its turn comes
+        queue.push({ run, bytes: n, data });
+      }
+      while (queue.length > READ_AHEAD) await next();
+    }
+    while (queue.length > 0) await next();
+  } finally {
+    queue.length = 0;
+  }
+}

@@ -25,7 +25,7 @@ import { isZeroRef, TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../
 import type { TreeReader } from '../read/tree-reader.js';
 import { zeroDigest } from '../chunk/work.js';
 import { StoreCorruptError } from '../../errors/index.js';
-import { planBlocks } from './base-plan.js';
+import { feedIncremental } from './base-plan.js';
 import type { WriteContext } from './context.js';
 import { OffsetDisk } from './offset-disk.js';
 import { BufferOwner } from '../pack/packer.js';
@@ -116,13 +116,7 @@ export class DiskRun {
     if (start < this.shape.virtualSize) {
       const feed = this.#feeder();
       if (this.#base && start === 0) {
-        for await (const run of planBlocks(this.#disk, bs, this.#base.depth, this.#ctx.signal)) {
-          const from = run.first * bs;
-          const bytes = Math.min(this.shape.virtualSize, (run.first + run.count) * bs) - from;
-          if (run.kind === 'zero') await feed.zeros(run.count, bytes);
-          else if (run.kind === 'base') await feed.base(run.first, run.count, bytes);
-          else await feed.disk(new OffsetDisk(this.#disk, from, bytes));
-        }
+        await feedIncremental(this.#disk, bs, this.#base.depth, feed, this.#ctx.signal);
       } else {
         await feed.disk(start > 0 ? new OffsetDisk(this.#disk, start) : this.#disk);
       }
@@ -172,6 +166,14 @@ export class DiskRun {
     };
     const opts = { blockSize: bs, chunkBytes: readBytes, depth: 8, signal: this.#ctx.signal };
     return {
+      /** Bytes of whole blocks (the last may be short), at most one slot's worth. */
+      bytes: async (data: Buffer) => {
+        if (slot && used + data.length > this.#ctx.buffers.size) await flush();
+        slot ??= await this.#ctx.buffers.acquire();
+        slot.input.set(data, used);
+        used += data.length;
+        if (used + readBytes > this.#ctx.buffers.size) await flush();
+      },
       disk: async (view: Disk) => {
         for await (const c of chunks(view, opts)) {
           if (!c.data) {
