@@ -58,7 +58,14 @@ export class ControlPlane {
     this.keys = new KeyService(o.db, o.masterKey, this.clock);
     this.connectors = new ConnectorService(o.db, this.clock);
     this.catalog = new CatalogService(o.db, this.clock, this.connectors, o.log);
-    this.jobs = new JobService(o.db, this.clock, this.connectors, { ...DEFAULT_JOB_POLICY, ...o.jobPolicy });
+    const store = o.store;
+    this.jobs = new JobService(
+      o.db,
+      this.clock,
+      this.connectors,
+      { ...DEFAULT_JOB_POLICY, ...o.jobPolicy },
+      store ? async () => (await store.listSlots()).map((s) => s.id) : undefined,
+    );
     this.apps = new AppService(o.db, this.clock);
     this.appReplication = new AppReplicationService(o.db, this.clock, this.jobs);
     this.appLaunch = new AppLaunchService(o.db, this.clock);

@@ -85,16 +85,36 @@ export class JobService {
   /** Called after a change that may make work due now (the scheduler wakes up). */
   onChange: () => void = () => undefined;
 
+  readonly #keySlots: (() => Promise<readonly string[]>) | undefined;
+
+  /**
+   * `keySlots` lists the image store's key slots: a job's `kmsKeyId` must name one (the
+   * store key its images can be opened with; docs/api-compatibility.md).
+   */
   constructor(
     db: Database,
     clock: Clock,
     connectors: ConnectorService,
     policy: JobPolicy = DEFAULT_JOB_POLICY,
+    keySlots?: () => Promise<readonly string[]>,
   ) {
     this.#db = db;
     this.#clock = clock;
     this.#connectors = connectors;
     this.policy = policy;
+    this.#keySlots = keySlots;
+  }
+
+  /** SMS's KMS key of a job's AMIs ↔ a key slot of the image store. */
+  async #checkKmsKeyId(kmsKeyId: string | undefined): Promise<void> {
+    if (!kmsKeyId || !this.#keySlots) return;
+    const slots = await this.#keySlots();
+    if (!slots.includes(kmsKeyId)) {
+      throw new InvalidArgumentError(
+        `kmsKeyId ${kmsKeyId} is not a key slot of this server's image store (\`ferry store key list --data-dir DIR\` lists them)`,
+        { member: 'kmsKeyId' },
+      );
+    }
   }
 
   frequencyMs(frequency: number): number {
@@ -128,6 +148,7 @@ export class JobService {
     if (input.kmsKeyId && !input.encrypted) {
       throw new InvalidArgumentError('kmsKeyId needs encrypted: true', { member: 'kmsKeyId' });
     }
+    await this.#checkKmsKeyId(input.kmsKeyId);
     // The server's connector must be usable now: a job for an unreachable source would only fail.
     const pre = await repositories(this.#db).servers.get(input.serverId);
     if (pre) await this.#connectors.require(pre.connectorId);
@@ -220,6 +241,7 @@ export class JobService {
     if (input.kmsKeyId && input.encrypted === false) {
       throw new InvalidArgumentError('kmsKeyId needs encrypted: true', { member: 'kmsKeyId' });
     }
+    await this.#checkKmsKeyId(input.kmsKeyId);
     const now = this.#clock.now();
     const patch: { -readonly [K in keyof JobRecord]?: JobRecord[K] } = { updatedAt: now };
     if (input.frequency !== undefined) {
