@@ -29,8 +29,10 @@ export class ProgressBar implements ProgressObserver {
     this.#last = 0;
   }
 
+  /** Ends the bar's line (once; later calls do nothing). */
   end(): void {
     if (this.#drawn) process.stderr.write('\n');
+    this.#drawn = false;
   }
 }
 
