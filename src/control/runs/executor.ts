@@ -121,7 +121,7 @@ export class RunExecutor {
       await connector.source.release?.(server.vmId, snap.id, false);
     } catch (err) {
       this.#o.log?.warn(
-        { err: toFerryError(err), run: run.replicationRunId },
+        { err: loggable(err), run: run.replicationRunId },
         'could not release the source snapshot; the next run or sweep removes it',
       );
     }
@@ -164,7 +164,7 @@ export class RunExecutor {
     const abort = new AbortController();
     const done = this.#execute(run, abort)
       .catch((err: unknown) =>
-        this.#o.log?.warn({ err: toFerryError(err), run: run.replicationRunId }, 'run failed'),
+        this.#o.log?.warn({ err: loggable(err), run: run.replicationRunId }, 'run failed'),
       )
       .finally(() => this.#active.delete(run.replicationRunId));
     this.#active.set(run.replicationRunId, { abort, done });
@@ -244,6 +244,16 @@ export class RunExecutor {
       clearInterval(watch);
     }
   }
+}
+
+/**
+ * An error as plain data for the log. pino's error serializer tags every error-like
+ * object it walks (a symbol property), which throws on a FerryError's frozen details
+ * when they have a `message`; thrown from the run's last `catch`, that ended the server.
+ */
+export function loggable(err: unknown): object {
+  const fe = toFerryError(err);
+  return { ...fe.toJSON(), details: { ...fe.details }, stack: fe.stack };
 }
 
 /**

@@ -9,12 +9,11 @@
  * scheduled run is recorded as MISSED, as SMS did.
  */
 import { repositories, type Database, type JobRecord } from '../../db/index.js';
-import { toFerryError } from '../../errors/index.js';
 import type { Clock } from '../clock.js';
 import { insertRun, type JobService } from '../jobs.js';
 import { newId } from '../ids.js';
 import { OPEN_RUN_STATES, SCHEDULABLE_JOB_STATES } from '../states.js';
-import type { ExecutorLog, RunExecutor } from './executor.js';
+import { loggable, type ExecutorLog, type RunExecutor } from './executor.js';
 
 export const TICK_MS = 1000;
 /** Jobs made due per tick (the rest are due on the next). */
@@ -64,7 +63,7 @@ export class Scheduler {
       return;
     }
     this.#running = this.tick()
-      .catch((err: unknown) => this.#log?.warn({ err: toFerryError(err) }, 'scheduler tick failed'))
+      .catch((err: unknown) => this.#log?.warn({ err: loggable(err) }, 'scheduler tick failed'))
       .finally(() => {
         this.#running = undefined;
         if (this.#again) {

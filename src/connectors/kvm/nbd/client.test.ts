@@ -184,7 +184,7 @@ test('server errors: error chunks and simple error replies fail one request (ret
     async (c) => {
       const e = await rejectsWith(c.read(0, 512), 'FERRY_NBD_REQUEST_FAILED');
       assert.equal(e.details.errno, 'EIO');
-      assert.equal(e.details.message, 'medium error');
+      assert.equal(e.details.serverMessage, 'medium error');
       assert.equal(e.retryable, true);
       assert.equal((await rejectsWith(c.read(512, 512), 'FERRY_NBD_REQUEST_FAILED')).details.errno, 'EINVAL');
       assert.equal((await rejectsWith(c.read(1024, 512), 'FERRY_NBD_REQUEST_FAILED')).details.errno, 'EPERM');
@@ -346,7 +346,7 @@ test('handshake: hostile or limited servers give coded errors', async () => {
     onOption: (opt: number) => (opt === 7 ? optionReply(7, type, Buffer.from(msg)) : undefined),
   });
   const nf = await connect(goError(0x80000006, 'no such export'), 'FERRY_NBD_EXPORT_NOT_FOUND');
-  assert.equal(nf.details.message, 'no such export');
+  assert.equal(nf.details.serverMessage, 'no such export');
   await connect(goError(0x80000005), 'FERRY_NBD_UNSUPPORTED');
   await connect(goError(0x80000001), 'FERRY_NBD_UNSUPPORTED');
   await connect(goError(0x80000002), 'FERRY_NBD_OPTION_REFUSED');

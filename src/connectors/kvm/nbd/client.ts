@@ -374,10 +374,18 @@ export class NbdClient {
     clearTimeout(req.timer);
     if (!error) return req.resolve();
     const errName = NBD_ERRNO_NAMES[error.errno] ?? `errno ${error.errno}`;
+    // Not `message`: a details object with a string `message` looks like an error to
+    // pino's serializer, which then tags it, and details are frozen (a logged run failure
+    // crashed the server).
     req.reject(
       new NbdRequestFailedError(
         `NBD server ${this.name} failed ${req.type === NBD_CMD_READ ? 'a read' : 'a block-status request'} at ${error.offset ?? req.offset}: ${errName}${error.message ? ` (${error.message})` : ''}`,
-        { errno: errName, offset: error.offset ?? req.offset, length: req.length, message: error.message },
+        {
+          errno: errName,
+          offset: error.offset ?? req.offset,
+          length: req.length,
+          serverMessage: error.message,
+        },
       ),
     );
     // Spec: a client that receives ESHUTDOWN must disconnect (softly).

@@ -83,7 +83,7 @@ async function readReply(reader: StreamReader, option: number): Promise<Reply> {
 function optionError(option: string, reply: Reply, exportName: string): Error {
   const name = REP_ERROR_NAMES[reply.type] ?? `NBD_REP_ERR(${reply.type - 0x80000000})`;
   const text = reply.payload.subarray(0, 4096).toString('utf8');
-  const details = { option, reply: name, exportName, ...(text ? { message: text } : {}) };
+  const details = { option, reply: name, exportName, ...(text ? { serverMessage: text } : {}) };
   const why = `${option}: ${name}${text ? ` (${text})` : ''}`;
   if (reply.type === NBD_REP_ERR_UNKNOWN)
     return new NbdExportNotFoundError(`NBD export "${exportName}" not found: ${why}`, details);
