@@ -30,7 +30,7 @@ import type { QmpClient } from './qmp/index.js';
 import { queryBlockExports, queryJobs, queryNamedBlockNodes } from './qmp/index.js';
 import { DEFAULT_QMP_SESSION_TIMEOUT_MS, isGone, withQmp } from './session.js';
 import { takeSnapshot, undo } from './snapshot.js';
-import { keysWithFiles, readRecord, removeFiles } from './state.js';
+import { keysWithFiles, readRecord, removeFiles, unlinkIfExists } from './state.js';
 import {
   bitmapsByNode,
   ownedBy,
@@ -234,14 +234,15 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
         if (key === undefined) return;
         const names = snapshotNames(key);
         const paths = vmPaths(stateDir, vmId);
-        // When QEMU is gone (VM shut down) its exports, jobs and nodes went with it: only
-        // the local files are left to remove.
-        await withVm(vmId, async (q) => {
+        // When QEMU is gone (VM shut down or killed) its exports, jobs and nodes went with
+        // it: only the local files are left to remove, and the NBD socket it listened on.
+        const r = await withVm(vmId, async (q) => {
           const record = await readRecord(paths, key);
           const found = await removeArtifacts(q, ownedBy(names));
           if (record || found) await settleBitmaps(q, names, record, committed);
           await stopNbdServerIfIdle(q, paths);
         });
+        if (r === GONE) await unlinkIfExists(paths.nbdSocket);
         await removeFiles(paths, key);
       },
 
