@@ -22,6 +22,8 @@ import type {
   SnapshotOptions,
   SourceSnapshot,
 } from '../types.js';
+import { guestAgentPath } from './guest-agent.js';
+import { thawAbandoned } from './guest-freeze.js';
 import { describeVm, readVmId } from './inventory.js';
 import { keyOfSnapshotId, PREFIX, snapshotNames, vmPaths, type VmPaths } from './names.js';
 import { CONTEXT_BASE_ALLOCATION, NbdClient, dirtyBitmapContext } from './nbd/index.js';
@@ -56,6 +58,11 @@ export interface KvmConnectorOptions {
   readonly stateDir: string;
   /** Wait for QEMU's QMP greeting per connect attempt (default 5 s; 3 attempts). */
   readonly qmpTimeoutMs?: number;
+  /**
+   * How long the guest agent (`NAME.qga` next to `NAME.qmp`) may take to freeze the
+   * guest's file systems before the snapshot goes on crash-consistent (default 10 s).
+   */
+  readonly freezeTimeoutMs?: number;
   readonly log?: KvmLog;
 }
 
@@ -119,7 +126,7 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
    */
   const withVm = async <T>(
     vmId: string,
-    fn: (q: QmpClient, paths: VmPaths) => Promise<T>,
+    fn: (q: QmpClient, paths: VmPaths, socket: string) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T | typeof GONE> => {
     const paths = vmPaths(stateDir, vmId);
@@ -132,7 +139,7 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
         r = await withQmp(path, { ...session, ...(signal ? { signal } : {}) }, async (q) => {
           if ((await readVmId(q, path)) !== vmId) return MISMATCH;
           located.set(vmId, path);
-          return { v: await fn(q, paths) };
+          return { v: await fn(q, paths, path) };
         });
       } catch (err) {
         if (!isSessionFailure(err)) throw err;
@@ -224,7 +231,16 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
       },
 
       async snapshot(vmId: string, opts: SnapshotOptions): Promise<SourceSnapshot> {
-        const r = await withVm(vmId, (q, paths) => takeSnapshot(q, paths, vmId, opts), opts.signal);
+        const r = await withVm(
+          vmId,
+          (q, paths, socket) =>
+            takeSnapshot(q, paths, vmId, opts, {
+              agent: guestAgentPath(socket),
+              ...(options.freezeTimeoutMs !== undefined ? { freezeTimeoutMs: options.freezeTimeoutMs } : {}),
+              ...(options.log ? { log: options.log } : {}),
+            }),
+          opts.signal,
+        );
         if (r === GONE) throw notFound(vmId);
         return r;
       },
@@ -236,8 +252,12 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
         const paths = vmPaths(stateDir, vmId);
         // When QEMU is gone (VM shut down or killed) its exports, jobs and nodes went with
         // it: only the local files are left to remove, and the NBD socket it listened on.
-        const r = await withVm(vmId, async (q) => {
+        const r = await withVm(vmId, async (q, _paths, socket) => {
           const record = await readRecord(paths, key);
+          // Its process died between the guest's freeze and thaw: thaw it now.
+          if (record?.guestFrozen && record.state === 'preparing') {
+            await thawAbandoned(guestAgentPath(socket), options.log);
+          }
           const found = await removeArtifacts(q, ownedBy(names));
           if (record || found) await settleBitmaps(q, names, record, committed);
           await stopNbdServerIfIdle(q, paths);
@@ -251,9 +271,9 @@ export async function createKvmConnector(options: KvmConnectorOptions): Promise<
         const kept = [...keepKeys].map(snapshotNames);
         const paths = vmPaths(stateDir, vmId);
         const stale = [...(await keysWithFiles(paths))].filter((k) => !keepKeys.has(k));
-        await withVm(vmId, async (q) => {
+        await withVm(vmId, async (q, _paths, socket) => {
           // Abandoned snapshots with a record: undone properly, so their `since` records again.
-          for (const k of stale) await undo(q, paths, snapshotNames(k));
+          for (const k of stale) await undo(q, paths, snapshotNames(k), guestAgentPath(socket), options.log);
           // Then anything else of ours that no kept snapshot owns.
           const foreign = (id: string, owns: (n: (typeof kept)[number]) => (id: string) => boolean) =>
             id.startsWith(PREFIX) && !kept.some((n) => owns(n)(id));

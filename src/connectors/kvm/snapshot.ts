@@ -13,6 +13,10 @@
  *
  * Everything is named from the run id (names.ts) and a record of the snapshot is written
  * before step 2, so a half-made snapshot is recognised and undone by a later call.
+ *
+ * When the VM has a guest agent channel, step 2 runs with the guest's file systems frozen
+ * (guest-freeze.ts): the snapshot is then application-consistent, otherwise
+ * crash-consistent, and its warnings say which and why.
  */
 import {
   OperationNotPermittedError,
@@ -34,6 +38,7 @@ import {
   type QmpClient,
   type TransactionAction,
 } from './qmp/index.js';
+import { thawAbandoned, withGuestFrozen, type FreezeOptions } from './guest-freeze.js';
 import { isRefused } from './session.js';
 import {
   createScratch,
@@ -47,15 +52,6 @@ import {
   type SnapshotRecord,
 } from './state.js';
 import { bitmapsByNode, ownedBy, removeArtifacts, removeBitmap, settleBitmaps } from './teardown.js';
-
-/**
- * Application consistency needs the QEMU guest agent (guest-fsfreeze-freeze around the
- * transaction). Not implemented yet: snapshots are crash-consistent, like pulling the
- * power cord at that instant; journaling file systems and databases recover from that.
- * TODO: freeze through a configured guest-agent socket when one answers.
- */
-export const CRASH_CONSISTENT_WARNING =
-  'crash-consistent: the guest was not asked to flush and freeze its file systems (no guest agent support yet)';
 
 /** Whether a disk can be read as `changed` since `since`, and if not, why (the rescan reason). */
 export function changeTracking(
@@ -91,9 +87,20 @@ async function intact(q: QmpClient, names: SnapshotNames, r: SnapshotRecord): Pr
   );
 }
 
-/** Undoes whatever exists of snapshot `names` as an uncommitted release would. */
-export async function undo(q: QmpClient, paths: VmPaths, names: SnapshotNames): Promise<void> {
+/**
+ * Undoes whatever exists of snapshot `names` as an uncommitted release would. A snapshot
+ * whose record says it froze the guest but never got ready may have died (with its
+ * process) between freeze and thaw: the guest is thawed, through `agent`.
+ */
+export async function undo(
+  q: QmpClient,
+  paths: VmPaths,
+  names: SnapshotNames,
+  agent?: string,
+  log?: FreezeOptions['log'],
+): Promise<void> {
   const record = await readRecord(paths, names.key);
+  if (record?.guestFrozen && record.state === 'preparing' && agent) await thawAbandoned(agent, log);
   const found = await removeArtifacts(q, ownedBy(names));
   if (record || found) await settleBitmaps(q, names, record, false);
   await removeFiles(paths, names.key);
@@ -114,11 +121,18 @@ async function ensureNbdServer(q: QmpClient, paths: VmPaths): Promise<void> {
   }
 }
 
+/** How the snapshot reaches the guest: its agent channel and the freeze's bounds. */
+export interface GuestOptions extends Omit<FreezeOptions, 'beforeFreeze'> {
+  /** The guest agent channel (guestAgentPath of the QMP socket); it need not exist. */
+  readonly agent: string;
+}
+
 export async function takeSnapshot(
   q: QmpClient,
   paths: VmPaths,
   vmId: string,
   options: SnapshotOptions,
+  guest: GuestOptions,
 ): Promise<SourceSnapshot> {
   const names = snapshotNames(runKey(options.runId));
   const since = options.since === undefined ? undefined : checkCheckpoint(options.since);
@@ -131,7 +145,7 @@ export async function takeSnapshot(
   if (existing?.state === 'ready' && existing.since === since && (await intact(q, names, existing))) {
     return toSnapshot(existing);
   }
-  await undo(q, paths, names);
+  await undo(q, paths, names, guest.agent, guest.log);
   // A bitmap of this run without a record (state directory lost) would fail bitmap-add.
   for (const [node, list] of await bitmapsByNode(q)) {
     if (list.some((b) => b.name === names.bitmap)) await removeBitmap(q, node, names.bitmap);
@@ -158,7 +172,7 @@ export async function takeSnapshot(
     takenAt: Date.now(),
     checkpoint: names.bitmap,
     disks,
-    warnings: [CRASH_CONSISTENT_WARNING],
+    warnings: [],
   };
   await ensureVmDir(paths);
   await writeRecord(paths, record);
@@ -192,8 +206,19 @@ export async function takeSnapshot(
         }),
       );
     }
-    const takenAt = Date.now();
-    await transaction(q, list);
+    const { agent, ...bounds } = guest;
+    // The guest's file systems are frozen for the transaction only (milliseconds); the
+    // record says so first, so a process that dies in between gets the guest thawed.
+    const frozen = await withGuestFrozen(
+      agent,
+      async () => {
+        const at = Date.now();
+        await transaction(q, list);
+        return at;
+      },
+      { ...bounds, beforeFreeze: () => writeRecord(paths, { ...record, guestFrozen: true }) },
+    );
+    const takenAt = frozen.value;
     for (const d of disks) {
       await blockExportAddNbd(q, {
         id: names.exportId(d.index),
@@ -203,11 +228,11 @@ export async function takeSnapshot(
         ...(d.mode === 'changed' && since ? { bitmaps: [since] } : {}),
       });
     }
-    const ready: SnapshotRecord = { ...record, state: 'ready', takenAt };
+    const ready: SnapshotRecord = { ...record, state: 'ready', takenAt, warnings: frozen.warnings };
     await writeRecord(paths, ready);
     return toSnapshot(ready);
   } catch (err) {
-    await undo(q, paths, names).catch(() => {});
+    await undo(q, paths, names, guest.agent, guest.log).catch(() => {});
     throw err;
   }
 }

@@ -31,6 +31,8 @@ export interface SnapshotRecord {
   readonly checkpoint: string;
   readonly disks: readonly RecordDisk[];
   readonly warnings: readonly string[];
+  /** Set (on a 'preparing' record) right before the guest agent is asked to freeze. */
+  readonly guestFrozen?: boolean;
 }
 
 export function toSnapshot(r: SnapshotRecord): SourceSnapshot {
@@ -92,7 +94,8 @@ export async function readRecord(paths: VmPaths, key: string): Promise<SnapshotR
       r.disks.length <= MAX_DISKS_PER_VM &&
       r.disks.every(validDisk) &&
       Array.isArray(r.warnings) &&
-      r.warnings.every(isStr);
+      r.warnings.every(isStr) &&
+      (r.guestFrozen === undefined || typeof r.guestFrozen === 'boolean');
     return ok ? (r as unknown as SnapshotRecord) : undefined;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof SyntaxError) return undefined;
