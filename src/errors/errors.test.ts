@@ -23,13 +23,14 @@ test('docs/errors.md documents no code that the registry lacks', () => {
     assert.ok(known.has(code as string), `${code} documented but not registered`);
 });
 
-test('errors carry code, kind, retryable and frozen details, and survive JSON', () => {
-  const e = new ImageCorruptError('bad L1', { format: 'qcow2', field: 'l1_table_offset' });
+test('errors carry code, kind, retryable and a copy of their details, and survive JSON', () => {
+  const given = { format: 'qcow2', field: 'l1_table_offset' };
+  const e = new ImageCorruptError('bad L1', given);
   assert.ok(FerryError.is(e));
   assert.equal(e.code, 'FERRY_IMAGE_CORRUPT');
   assert.equal(e.kind, 'corrupt');
   assert.equal(e.retryable, false);
-  assert.ok(Object.isFrozen(e.details));
+  assert.notEqual(e.details, given, 'the caller keeps its object');
   assert.deepEqual(JSON.parse(JSON.stringify(e)).details, { format: 'qcow2', field: 'l1_table_offset' });
 });
 
@@ -50,4 +51,13 @@ test('system errors become coded errors', () => {
   assert.equal(toFerryError(eio).code, 'FERRY_IO_ERROR');
   assert.equal(toFerryError(eio).retryable, true);
   assert.equal(toFerryError(new TypeError('boom')).code, 'FERRY_INTERNAL');
+});
+
+test('an error whose details hold a message logs through pino without throwing', async () => {
+  const { pino } = await import('pino');
+  const lines: string[] = [];
+  const log = pino({}, { write: (s: string) => void lines.push(s) });
+  const e = new ImageCorruptError('bad reply', { message: 'server said no', code: 5 });
+  log.warn({ err: e, again: e.details }, 'run failed');
+  assert.match(lines.join(''), /server said no/);
 });

@@ -50,7 +50,9 @@ export class FerryError extends Error {
     this.code = spec.code;
     this.kind = spec.kind;
     this.retryable = spec.retryable;
-    this.details = Object.freeze({ ...details });
+    // A copy, read-only by type but not frozen: loggers (pino) tag the objects they walk,
+    // and a frozen details object holding a string `message` made that tagging throw.
+    this.details = { ...details };
   }
 
   /** Works across duplicate copies of the module (brand check, as undici does). */
