@@ -18,5 +18,6 @@ export type {
   JobRecord,
   RunRecord,
   ServerRecord,
+  InstanceRecord,
   TemplateRecord,
 } from './records.js';

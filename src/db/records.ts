@@ -115,6 +115,24 @@ export interface AppRecord {
   readonly updatedAt: number;
 }
 
+/** A launched instance (src/launch): an image running under QEMU through an overlay. */
+export interface InstanceRecord {
+  readonly instanceId: string;
+  readonly appId: string | null;
+  readonly serverId: string;
+  readonly imageId: string;
+  readonly instanceType: string;
+  /** pending | running | stopped | failed | terminated */
+  readonly state: string;
+  readonly statusMessage: string;
+  /** The instance directory (overlay, sockets, console.log). */
+  readonly dir: string;
+  readonly pid: number | null;
+  readonly launchOrder: number | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
 export interface TemplateRecord {
   readonly templateId: string;
   readonly appId: string;

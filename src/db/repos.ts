@@ -12,6 +12,7 @@ import type {
   JobRecord,
   RunRecord,
   ServerRecord,
+  InstanceRecord,
   TemplateRecord,
 } from './records.js';
 import * as t from './tables.js';
@@ -172,6 +173,15 @@ export function repositories(x: SqlExecutor) {
       async delete(id: string): Promise<number> {
         return (await x.run('DELETE FROM apps WHERE app_id = ?', [id])).changes;
       },
+    },
+
+    instances: {
+      insert: (r: InstanceRecord) => t.instances.insert(x, r),
+      get: (id: string) => t.instances.get(x, id),
+      update: (id: string, p: Patch<InstanceRecord>) => t.instances.update(x, id, p),
+      all: () => t.instances.select(x, '1 = 1', [], 'ORDER BY created_at, instance_id'),
+      forApp: (appId: string) =>
+        t.instances.select(x, 'app_id = ?', [appId], 'ORDER BY created_at, instance_id'),
     },
 
     templates: {

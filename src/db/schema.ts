@@ -128,4 +128,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX templates_by_app ON templates (app_id, created_at)`,
     ],
   },
+  {
+    version: 2,
+    name: 'launch: instances',
+    statements: (d) => [
+      `CREATE TABLE instances (
+        instance_id TEXT${bytewise(d)} PRIMARY KEY,
+        app_id TEXT,
+        server_id TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        instance_type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        status_message TEXT NOT NULL,
+        dir TEXT NOT NULL,
+        pid INTEGER,
+        launch_order INTEGER,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX instances_by_app ON instances (app_id, created_at)`,
+    ],
+  },
 ];

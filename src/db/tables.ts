@@ -6,6 +6,7 @@ import type {
   JobRecord,
   RunRecord,
   ServerRecord,
+  InstanceRecord,
   TemplateRecord,
 } from './records.js';
 import { Table } from './table.js';
@@ -106,6 +107,21 @@ export const apps = new Table<AppRecord>('apps', 'appId', {
   launchConfig: ['launch_config', 'json'],
   validationConfig: ['validation_config', 'json'],
   validationOutputs: ['validation_outputs', 'json'],
+  createdAt: ['created_at', 'int'],
+  updatedAt: ['updated_at', 'int'],
+});
+
+export const instances = new Table<InstanceRecord>('instances', 'instanceId', {
+  instanceId: ['instance_id', 'text'],
+  appId: ['app_id', 'text'],
+  serverId: ['server_id', 'text'],
+  imageId: ['image_id', 'text'],
+  instanceType: ['instance_type', 'text'],
+  state: ['state', 'text'],
+  statusMessage: ['status_message', 'text'],
+  dir: ['dir', 'text'],
+  pid: ['pid', 'int'],
+  launchOrder: ['launch_order', 'int'],
   createdAt: ['created_at', 'int'],
   updatedAt: ['updated_at', 'int'],
 });
