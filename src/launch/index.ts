@@ -1,7 +1,7 @@
 /**
  * The launch context's public surface (docs/launch.md): a read-only NBD server that
- * serves disk-engine disks (store images) in place, and instances that run them under
- * QEMU through a copy-on-write qcow2 overlay.
+ * serves disk-engine disks (store images) in place, instance types, and instances that
+ * boot those disks under QEMU through copy-on-write qcow2 overlays.
  */
 export {
   NbdServer,
@@ -11,3 +11,24 @@ export {
   type NbdServerOptions,
 } from './nbd-server/server.js';
 export type { NbdExport } from './nbd-server/handshake.js';
+export { INSTANCE_TYPES, CUSTOM_TYPE_LIMITS, instanceType, type InstanceType } from './instance-types.js';
+export { launchInstance, type LaunchInstanceOptions } from './instance/launch.js';
+export {
+  Instance,
+  DEFAULT_STOP_TIMEOUT_MS,
+  type InstanceExit,
+  type InstanceInfo,
+  type InstanceState,
+  type LaunchTimings,
+} from './instance/instance.js';
+export {
+  BUSES,
+  NIC_MODELS,
+  MAX_DISKS,
+  newInstanceId,
+  type DiskBus,
+  type Firmware,
+  type LaunchOptions,
+  type NicModel,
+} from './instance/options.js';
+export { OVMF_CANDIDATES, detectAccelerator, type Accelerator, type OvmfPaths } from './instance/host.js';
