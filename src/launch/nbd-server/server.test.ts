@@ -394,6 +394,49 @@ test('requests in flight are bounded; a failing disk gives EIO and the connectio
   }
 });
 
+test('a client that never reads its replies stalls at the reply-byte bound, then gets every reply', async () => {
+  let reads = 0;
+  const counting: Disk = {
+    virtualSize: 256 << 20,
+    layers: [],
+    names: ['counting'],
+    async *map(offset = 0, length = 256 << 20) {
+      yield { offset, length, kind: 'data', depth: 0, source: 'counting' };
+    },
+    async read(offset: number, length: number) {
+      reads++;
+      return Buffer.alloc(length, offset >> 20);
+    },
+    close: async () => {},
+  };
+  const s = await NbdServer.listen({
+    path: join(dir, 'stall.sock'),
+    exports: [{ name: 'c', disk: counting }],
+    maxInFlight: 1000, // only the byte bound applies
+  });
+  try {
+    const c = await connect(s.path);
+    await open(c, 'c');
+    c.socket.pause(); // read nothing
+    const n = 200;
+    c.write(
+      Buffer.concat(Array.from({ length: n }, (_, i) => request(P.NBD_CMD_READ, i << 20, 1 << 20, 0, i))),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    // 32 MiB of replies in flight, plus what the kernel's socket buffers took.
+    assert.ok(reads >= 32 && reads <= 40, `${reads} reads of 1 MiB before the client read anything`);
+    c.socket.resume();
+    for (let i = 0; i < n; i++) {
+      assert.equal(await simpleReply(c, i), 0);
+      const d = await c.take(1 << 20);
+      assert.equal(d[0], i & 255);
+    }
+    assert.equal(reads, n);
+  } finally {
+    await s.close();
+  }
+});
+
 test('close() drops clients and removes the socket', async () => {
   const s = await NbdServer.listen({ path: join(dir, 'gone.sock'), exports: [{ name: 'd', disk }] });
   const c = await connect(s.path);

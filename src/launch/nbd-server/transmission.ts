@@ -188,16 +188,18 @@ class Connection {
     if (req.flags & NBD_CMD_FLAG_DF && pieces.length > 1)
       pieces = [{ offset: req.offset, length: req.length, hole: false }];
     // All data is read before the first chunk goes out, so the final chunk may carry DONE
-    // and a failure is one error chunk (spec: DONE only when no error can follow).
-    const data = await Promise.all(
-      pieces.map((p) => (p.hole ? Promise.resolve(undefined) : this.#disk.read(p.offset, p.length))),
-    );
+    // and a failure is one error chunk (spec: DONE only when no error can follow). One read
+    // of the whole range: the image layer batches its chunk fetches and returns zeros for
+    // zero blocks without fetching anything.
+    const all = pieces.some((p) => !p.hole) ? await this.#disk.read(req.offset, req.length) : undefined;
     const out: Buffer[] = [];
     pieces.forEach((p, i) => {
       const flags = i === pieces.length - 1 ? NBD_REPLY_FLAG_DONE : 0;
-      const d = data[i];
-      if (d === undefined) out.push(encodeHoleChunk(flags, cookie, p.offset, p.length));
-      else out.push(encodeDataChunkHead(flags, cookie, p.offset, d.length), d);
+      if (p.hole || !all) out.push(encodeHoleChunk(flags, cookie, p.offset, p.length));
+      else {
+        const at = p.offset - req.offset;
+        out.push(encodeDataChunkHead(flags, cookie, p.offset, p.length), all.subarray(at, at + p.length));
+      }
     });
     await send(this.#ctx.socket, out);
   }
