@@ -27,6 +27,7 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   servers: lazy(() => import('./commands/servers.js'), 'serversCommand'),
   jobs: lazy(() => import('./commands/jobs.js'), 'jobsCommand'),
   runs: lazy(() => import('./commands/runs.js'), 'runsCommand'),
+  instances: lazy(() => import('./commands/instances.js'), 'instancesCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
     list: lazy(() => import('./commands/keys-list.js'), 'keysList'),
@@ -61,6 +62,7 @@ image commands (disk engine):
 control plane (docs/control-plane.md):
   ferry server --data-dir DIR --listen HOST:PORT --insecure-http [--images-dir SRC]
   ferry keys create|list|revoke [--data-dir DIR] [--json]   SigV4 access keys
+  ferry instances list|console [ID] [--data-dir DIR] [--json] instances LaunchApp started here
 
 clients of a running server (SMS API; --endpoint URL or FERRY_ENDPOINT, --access-key-file F or
 AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Ferry's CA; --json):

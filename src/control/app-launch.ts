@@ -1,6 +1,6 @@
 /**
- * An application's launch configuration (stored and validated now; launching instances
- * comes with the launch issue), and CloudFormation-style templates rendered from it.
+ * An application's launch configuration, LaunchApp / TerminateApp (delegated to the launch
+ * host, launches.ts), and CloudFormation-style templates rendered from it.
  * Templates are kept in the database; the S3 location returned names that record
  * (bucket `ferry-local`, key `templates/<appId>/<templateId>.<json|yaml>`).
  */
@@ -10,6 +10,7 @@ import type { Clock } from './clock.js';
 import { groupOf, once, serverFor, serverIn } from './app-shared.js';
 import { requireApp, type AppBody } from './apps.js';
 import { newId } from './ids.js';
+import type { LaunchService } from './launches.js';
 import { toYaml } from './yaml.js';
 
 type S3Location = { bucket?: string; key?: string };
@@ -44,9 +45,12 @@ export class AppLaunchService {
   readonly #db: Database;
   readonly #clock: Clock;
 
-  constructor(db: Database, clock: Clock) {
+  readonly #launcher: LaunchService | undefined;
+
+  constructor(db: Database, clock: Clock, launcher?: LaunchService) {
     this.#db = db;
     this.#clock = clock;
+    this.#launcher = launcher;
   }
 
   async putAppLaunchConfiguration(input: {
@@ -116,7 +120,7 @@ export class AppLaunchService {
     return {};
   }
 
-  async launchApp(input: { appId: string }): Promise<never> {
+  async launchApp(input: { appId: string }): Promise<Record<string, never>> {
     const r = repositories(this.#db);
     const app = await requireApp(r, input.appId);
     if (!app.launchConfig) {
@@ -124,16 +128,19 @@ export class AppLaunchService {
         `application ${app.appId} has no launch configuration; call PutAppLaunchConfiguration first`,
       );
     }
-    throw new OperationNotPermittedError(
-      'launching applications is not available in this Ferry version (launch targets come with the launch issue); ' +
-        'the launch configuration is stored and GenerateTemplate renders it',
-    );
+    if (!this.#launcher) {
+      throw new OperationNotPermittedError(
+        'this server is not a launch host (it has no image store or instance directory)',
+      );
+    }
+    return this.#launcher.launchApp(app.appId);
   }
 
-  async terminateApp(input: { appId: string }): Promise<never> {
+  async terminateApp(input: { appId: string }): Promise<Record<string, never>> {
     const r = repositories(this.#db);
     const app = await requireApp(r, input.appId);
-    throw new OperationNotPermittedError(`application ${app.appId} is not launched`);
+    if (!this.#launcher) throw new OperationNotPermittedError(`application ${app.appId} is not launched`);
+    return this.#launcher.terminateApp(app.appId);
   }
 
   async generateTemplate(input: { appId: string; templateFormat?: string }) {

@@ -25,6 +25,16 @@ export interface AppBody {
   readonly serverGroups: readonly StoredGroup[];
   readonly tags: readonly { key: string; value?: string }[];
   readonly launchStatusMessage?: string;
+  /** The latest LaunchApp / TerminateApp (launches.ts). */
+  readonly launch?: AppLaunchState;
+}
+
+export interface AppLaunchState {
+  /** An SMS AppLaunchStatus. */
+  readonly status: string;
+  readonly message: string;
+  readonly instanceIds: readonly string[];
+  readonly latestLaunchTime?: number;
 }
 
 export interface ServerGroupInput {
@@ -192,9 +202,23 @@ export class AppService {
       replicationStatusMessage: replicationMessage(replicationStatus, jobs.length, withImage),
       ...(latestReplicationTime !== undefined ? { latestReplicationTime } : {}),
       launchConfigurationStatus: launchConfigured ? 'CONFIGURED' : 'NOT_CONFIGURED',
-      launchStatus: launchConfigured ? 'READY_FOR_LAUNCH' : 'READY_FOR_CONFIGURATION',
+      launchStatus:
+        body.launch?.status ?? (launchConfigured ? 'READY_FOR_LAUNCH' : 'READY_FOR_CONFIGURATION'),
       launchStatusMessage:
-        body.launchStatusMessage ?? (launchConfigured ? 'Ready for launch.' : 'Launch configuration needed.'),
+        body.launch?.message ??
+        body.launchStatusMessage ??
+        (launchConfigured ? 'Ready for launch.' : 'Launch configuration needed.'),
+      // SMS reports the CloudFormation stack of the latest launch; Ferry's "stack" is the
+      // set of instances: stackId lists their ids (docs/api-compatibility.md).
+      ...(body.launch?.latestLaunchTime !== undefined
+        ? {
+            launchDetails: {
+              latestLaunchTime: body.launch.latestLaunchTime,
+              stackName: `ferry-${app.appId}`,
+              stackId: body.launch.instanceIds.join(','),
+            },
+          }
+        : {}),
       creationTime: app.createdAt,
       lastModified: app.updatedAt,
       ...(body.roleName !== undefined ? { roleName: body.roleName } : {}),

@@ -2,7 +2,7 @@
  * The control plane: every domain service over one database, wired once. The API binds
  * SMS operations to these services; the CLI uses the same services locally (keys).
  */
-import type { Database } from '../db/index.js';
+import { repositories, type Database } from '../db/index.js';
 import { AppLaunchService } from './app-launch.js';
 import { AppReplicationService } from './app-replication.js';
 import { AppValidationService } from './app-validation.js';
@@ -11,6 +11,7 @@ import { CatalogService, type CatalogLog } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
+import { LaunchService } from './launches.js';
 import { KeyService } from './keys.js';
 import { RunExecutor, type ExecutorLog } from './runs/executor.js';
 import { Scheduler } from './runs/scheduler.js';
@@ -25,6 +26,11 @@ export interface ControlPlaneOptions {
   readonly log?: CatalogLog & ExecutorLog;
   /** Where run images go; without one, runs fail with a clear message. */
   readonly store?: Repository;
+  /**
+   * Where this machine keeps launched instances (DATA_DIR/instances). With a store, it
+   * makes the server a launch host: LaunchApp boots images here; without, LaunchApp is refused.
+   */
+  readonly instancesDir?: string;
 }
 
 export interface WorkerOptions {
@@ -46,6 +52,8 @@ export class ControlPlane {
   readonly appLaunch: AppLaunchService;
   readonly appValidation: AppValidationService;
   readonly store: Repository | undefined;
+  /** The launch host, when this process is one (instancesDir and a store). */
+  readonly launches: LaunchService | undefined;
   readonly #log: (CatalogLog & ExecutorLog) | undefined;
   #scheduler: Scheduler | undefined;
   #executor: RunExecutor | undefined;
@@ -68,7 +76,17 @@ export class ControlPlane {
     );
     this.apps = new AppService(o.db, this.clock);
     this.appReplication = new AppReplicationService(o.db, this.clock, this.jobs);
-    this.appLaunch = new AppLaunchService(o.db, this.clock);
+    this.launches =
+      store && o.instancesDir
+        ? new LaunchService({
+            db: o.db,
+            clock: this.clock,
+            store,
+            instancesDir: o.instancesDir,
+            ...(o.log ? { log: o.log } : {}),
+          })
+        : undefined;
+    this.appLaunch = new AppLaunchService(o.db, this.clock, this.launches);
     this.appValidation = new AppValidationService(o.db, this.clock);
   }
 
@@ -76,6 +94,10 @@ export class ControlPlane {
   async deleteApp(input: { appId: string; forceStopAppReplication?: boolean; forceTerminateApp?: boolean }) {
     await this.apps.getApp({ appId: input.appId });
     if (input.forceStopAppReplication) await this.appReplication.stopAppReplication({ appId: input.appId });
+    if (input.forceTerminateApp && this.launches) {
+      const launched = await repositories(this.db).instances.forApp(input.appId);
+      if (launched.some((i) => i.state !== 'terminated')) await this.launches.terminateApp(input.appId);
+    }
     return this.apps.deleteApp({ appId: input.appId });
   }
 

@@ -3,6 +3,7 @@
  * first use, opens (and migrates) its database — the SQLite file inside it, or the
  * PostgreSQL URL recorded at first start — and wires the services.
  */
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { isPostgresUrl, openDatabase, type MigrationResult } from '../db/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
@@ -87,7 +88,12 @@ async function openLocked(
     await db.close();
     throw err;
   }
-  const control = new ControlPlane({ ...rest, db, masterKey, ...(store ? { store } : {}) });
+  const control = new ControlPlane({
+    ...rest,
+    db,
+    masterKey,
+    ...(store ? { store, instancesDir: join(dir.root, 'instances') } : {}),
+  });
   return {
     control,
     dir,

@@ -178,6 +178,10 @@ export async function serverCommand(argv: string[]): Promise<number> {
     // Only one process may use the embedded SQLite database, so orphaned runs are ours.
     control.startWorkers({ soleWorker: control.db.dialect === 'sqlite' });
     stops.unshift(() => control.stopWorkers());
+    // Launch host: instances of a previous process lost their image server with it (with
+    // PostgreSQL other live servers may share the table: only the embedded case is sure).
+    if (control.db.dialect === 'sqlite') await control.launches?.recover();
+    stops.unshift(() => control.launches?.stop());
     const url = `${https ? 'https' : 'http'}://${shown}:${actual}`;
     process.stdout.write(`listening on ${url}\n`);
     log.info({ url, dataDir: dir.root }, 'listening');

@@ -1,0 +1,283 @@
+/**
+ * LaunchApp / TerminateApp on this server's own machine (the launch host): every server of
+ * the app's launch configuration becomes an instance booted from its latest image, group
+ * by group in launch order, through src/launch (the image is served in place over NBD
+ * under a copy-on-write overlay: nothing is copied).
+ *
+ * The app's launch state lives in its record (AppBody.launch) and the instances in the
+ * `instances` table, so GetApp, `ferry instances list` and a restarted server all see them.
+ * The QEMU processes and the NBD servers feeding them belong to this process: a server
+ * that stops terminates its instances (their image would go away under them), and on
+ * start marks any it finds from a previous process as terminated and removes their files.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { repositories, type Database, type InstanceRecord } from '../db/index.js';
+import { OperationNotPermittedError, toFerryError } from '../errors/index.js';
+import { launchInstance, newInstanceId, type Instance } from '../launch/index.js';
+import { openImageDisk, type Repository } from '../store/index.js';
+import type { Disk } from '../disk/index.js';
+import type { AppBody, AppLaunchState } from './apps.js';
+import { requireApp } from './apps.js';
+import type { Clock } from './clock.js';
+
+interface LaunchServer {
+  readonly serverId: string;
+  readonly logicalId?: string;
+  readonly instanceType?: string;
+}
+interface LaunchGroup {
+  readonly serverGroupId: string;
+  readonly launchOrder?: number;
+  readonly servers: readonly LaunchServer[];
+}
+
+/** How long TerminateApp lets a guest power off before QEMU is stopped. */
+const GUEST_POWEROFF_MS = 10_000;
+
+/** Default instance type when a launch configuration names none (SMS leaves it to EC2). */
+export const DEFAULT_INSTANCE_TYPE = 't3.small';
+
+export interface LaunchServiceOptions {
+  readonly db: Database;
+  readonly clock: Clock;
+  readonly store: Repository;
+  /** Where instance directories go (DATA_DIR/instances). */
+  readonly instancesDir: string;
+  readonly log?: { warn(obj: object, msg: string): void };
+}
+
+export class LaunchService {
+  readonly #o: LaunchServiceOptions;
+  readonly #live = new Map<string, Instance>();
+  readonly #work = new Set<Promise<void>>();
+
+  constructor(o: LaunchServiceOptions) {
+    this.#o = o;
+  }
+
+  /** Validates at once (launch configuration, an image per server); launches in the background. */
+  async launchApp(appId: string): Promise<Record<string, never>> {
+    const r = repositories(this.#o.db);
+    const app = await requireApp(r, appId);
+    const body = app.body as AppBody;
+    const config = app.launchConfig as { groups: readonly LaunchGroup[] } | null;
+    if (!config || config.groups.every((g) => g.servers.length === 0)) {
+      throw new OperationNotPermittedError(
+        `application ${appId} has no servers to launch; call PutAppLaunchConfiguration first`,
+      );
+    }
+    const busy = body.launch?.status;
+    if (busy === 'LAUNCH_PENDING' || busy === 'LAUNCH_IN_PROGRESS' || busy === 'LAUNCHED') {
+      throw new OperationNotPermittedError(`application ${appId} is already ${busy}; terminate it first`);
+    }
+    const plan: { group: LaunchGroup; server: LaunchServer; imageId: string }[] = [];
+    const groups = [...config.groups].sort((a, b) => (a.launchOrder ?? 1e9) - (b.launchOrder ?? 1e9));
+    for (const group of groups) {
+      for (const server of group.servers) {
+        const imageId = await this.#latestImage(server.serverId);
+        if (!imageId) {
+          throw new OperationNotPermittedError(
+            `server ${server.serverId} of application ${appId} has no replicated image yet; replicate it first`,
+          );
+        }
+        plan.push({ group, server, imageId });
+      }
+    }
+    await this.#setState(appId, { status: 'LAUNCH_PENDING', message: 'Launch pending.', instanceIds: [] });
+    const work = this.#launch(appId, body.name, plan).finally(() => this.#work.delete(work));
+    this.#work.add(work);
+    return {};
+  }
+
+  async terminateApp(appId: string): Promise<Record<string, never>> {
+    const r = repositories(this.#o.db);
+    const app = await requireApp(r, appId);
+    const state = (app.body as AppBody).launch;
+    const instances = (await r.instances.forApp(appId)).filter((i) => i.state !== 'terminated');
+    if (!state && instances.length === 0) {
+      throw new OperationNotPermittedError(`application ${appId} is not launched`);
+    }
+    await this.#setState(appId, {
+      ...(state ?? { instanceIds: [] }),
+      status: 'TERMINATE_IN_PROGRESS',
+      message: 'Terminating.',
+    });
+    const failures: string[] = [];
+    for (const i of instances) {
+      try {
+        await this.#terminate(i);
+      } catch (err) {
+        failures.push(`${i.instanceId}: ${toFerryError(err).message}`);
+      }
+    }
+    await this.#setState(
+      appId,
+      failures.length > 0
+        ? { ...(state ?? { instanceIds: [] }), status: 'TERMINATE_FAILED', message: failures.join('; ') }
+        : { instanceIds: [], status: 'TERMINATED', message: `Terminated ${instances.length} instance(s).` },
+    );
+    return {};
+  }
+
+  /** The serial console log of an instance so far (bounded). */
+  async consoleText(instanceId: string): Promise<string | undefined> {
+    const live = this.#live.get(instanceId);
+    return live ? live.consoleText() : undefined;
+  }
+
+  /** Terminates this process's instances (server shutdown) and waits for launches in flight. */
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.#work]);
+    const r = repositories(this.#o.db);
+    for (const i of await r.instances.all()) {
+      if (this.#live.has(i.instanceId)) await this.#terminate(i, 0).catch(() => undefined);
+    }
+  }
+
+  /** Instances a previous process left (it stopped or crashed): their image server is gone. */
+  async recover(): Promise<void> {
+    const r = repositories(this.#o.db);
+    for (const i of await r.instances.all()) {
+      if (i.state === 'terminated' || this.#live.has(i.instanceId)) continue;
+      if (i.pid) {
+        try {
+          process.kill(i.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await rm(i.dir, { recursive: true, force: true }).catch(() => undefined);
+      await r.instances.update(i.instanceId, {
+        state: 'terminated',
+        statusMessage: 'Terminated: the server that hosted it stopped.',
+        pid: null,
+        updatedAt: this.#o.clock.now(),
+      });
+    }
+  }
+
+  async #launch(
+    appId: string,
+    appName: string,
+    plan: readonly { group: LaunchGroup; server: LaunchServer; imageId: string }[],
+  ): Promise<void> {
+    const r = repositories(this.#o.db);
+    const launched: string[] = [];
+    await this.#setState(appId, { status: 'LAUNCH_IN_PROGRESS', message: 'Launching.', instanceIds: [] });
+    for (const { group, server, imageId } of plan) {
+      const id = newInstanceId();
+      const type = server.instanceType ?? DEFAULT_INSTANCE_TYPE;
+      const now = this.#o.clock.now();
+      const record: InstanceRecord = {
+        instanceId: id,
+        appId,
+        serverId: server.serverId,
+        imageId,
+        instanceType: type,
+        state: 'pending',
+        statusMessage: 'Launching.',
+        dir: join(this.#o.instancesDir, id),
+        pid: null,
+        launchOrder: group.launchOrder ?? null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await r.instances.insert(record);
+      try {
+        const disks = await this.#imageDisks(imageId);
+        const name = `${appName}-${server.logicalId ?? server.serverId}`
+          .replace(/[^A-Za-z0-9._-]/g, '-')
+          .slice(0, 64);
+        const instance = await launchInstance({ id, dir: record.dir, name, disk: disks, type });
+        this.#live.set(id, instance);
+        await r.instances.update(id, {
+          state: 'running',
+          statusMessage: 'Running.',
+          pid: instance.pid ?? null,
+          updatedAt: this.#o.clock.now(),
+        });
+        launched.push(id);
+        await this.#setState(appId, {
+          status: 'LAUNCH_IN_PROGRESS',
+          message: `Launched ${launched.join(', ')}.`,
+          instanceIds: launched,
+        });
+      } catch (err) {
+        const fe = toFerryError(err);
+        await r.instances.update(id, {
+          state: 'failed',
+          statusMessage: `${fe.code}: ${fe.message}`,
+          updatedAt: this.#o.clock.now(),
+        });
+        await this.#setState(appId, {
+          status: launched.length > 0 ? 'PARTIALLY_LAUNCHED' : 'LAUNCH_FAILED',
+          message:
+            `Server ${server.serverId} (group ${group.serverGroupId}) failed to launch: ${fe.code}: ${fe.message}` +
+            (launched.length > 0 ? ` Launched before it: ${launched.join(', ')}.` : ''),
+          instanceIds: launched,
+        });
+        return; // a failed group stops the later launch-order groups
+      }
+    }
+    await this.#setState(appId, {
+      status: 'LAUNCHED',
+      message: `Launched ${launched.length} instance(s): ${launched.join(', ')}.`,
+      instanceIds: launched,
+      latestLaunchTime: this.#o.clock.now(),
+    });
+  }
+
+  /** Every disk of an image, opened for reading (the instance owns and closes them). */
+  async #imageDisks(imageId: string): Promise<Disk[]> {
+    const first = await openImageDisk(this.#o.store, imageId, 0);
+    const disks: Disk[] = [first.disk];
+    try {
+      for (let i = 1; i < first.image.disks.length; i++)
+        disks.push((await openImageDisk(this.#o.store, imageId, i)).disk);
+    } catch (err) {
+      await Promise.allSettled(disks.map((d) => d.close()));
+      throw err;
+    }
+    return disks;
+  }
+
+  /**
+   * `timeoutMs`: how long the guest gets to power off (ACPI) before QEMU is killed. TerminateApp
+   * gives it a little; a server shutting down gives none (its image server goes with it).
+   */
+  async #terminate(i: InstanceRecord, timeoutMs = GUEST_POWEROFF_MS): Promise<void> {
+    const live = this.#live.get(i.instanceId);
+    if (live) await live.terminate({ timeoutMs });
+    else await rm(i.dir, { recursive: true, force: true });
+    this.#live.delete(i.instanceId);
+    await repositories(this.#o.db).instances.update(i.instanceId, {
+      state: 'terminated',
+      statusMessage: 'Terminated.',
+      pid: null,
+      updatedAt: this.#o.clock.now(),
+    });
+  }
+
+  /** The latest image of the server's live replication job. */
+  async #latestImage(serverId: string): Promise<string | undefined> {
+    const r = repositories(this.#o.db);
+    const jobs = await r.jobs.forServer(serverId, [
+      'PENDING',
+      'ACTIVE',
+      'FAILING',
+      'PAUSED_ON_FAILURE',
+      'COMPLETED',
+    ]);
+    return jobs.find((j) => j.latestAmiId)?.latestAmiId ?? undefined;
+  }
+
+  async #setState(appId: string, launch: AppLaunchState): Promise<void> {
+    await this.#o.db.transaction(async (tx) => {
+      const r = repositories(tx);
+      const app = await requireApp(r, appId);
+      const body = app.body as AppBody;
+      await r.apps.update(appId, { body: { ...body, launch }, updatedAt: this.#o.clock.now() });
+    });
+  }
+}
