@@ -8,6 +8,8 @@ export type { BlockSink } from './io/block-sink.js';
 export { MemorySink } from './io/block-sink.js';
 export { FileSource } from './io/file-source.js';
 export { BufferPool, readPool } from './io/buffer-pool.js';
+// The NBD wire protocol's values, for the NBD client (connectors) and server (launch).
+export * as nbdProtocol from './io/nbd-protocol.js';
 export { FileSink, StreamSink } from './io/file-sink.js';
 export { normalizeReference, type ReferencePolicy } from './io/resolver.js';
 export type { Extent, ExtentKind, LayerExtent } from './extent.js';

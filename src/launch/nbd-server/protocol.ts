@@ -1,103 +1,86 @@
 /**
- * NBD protocol constants a read-only server needs, and the server's caps on what a client
- * may send. Spec: https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md (values
- * also in QEMU include/block/nbd.h). Everything on the wire is big-endian.
- *
- * The values are copied from the spec (and agree with src/connectors/kvm/nbd/protocol.ts,
- * the client side): launch may not import connectors, and these numbers never change.
+ * NBD for the read-only server: the protocol's values (shared with Ferry's NBD client,
+ * src/disk/io/nbd-protocol.ts) and the server's caps on what a client may send.
+ * Spec: https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md.
  */
 
-// ── Handshake ───────────────────────────────────────────────────────────────────────
-export const NBD_MAGIC = 0x4e42444d41474943n; // "NBDMAGIC"
-export const NBD_OPTS_MAGIC = 0x49484156454f5054n; // "IHAVEOPT"
-export const NBD_REP_MAGIC = 0x0003e889045565a9n;
+import { nbdProtocol } from '../../disk/index.js';
 
-/** Handshake flags the server sends. */
-export const NBD_FLAG_FIXED_NEWSTYLE = 1 << 0;
-export const NBD_FLAG_NO_ZEROES = 1 << 1;
-/** Client flags; any other bit set makes the server drop the connection (spec "Client flags"). */
-export const NBD_FLAG_C_FIXED_NEWSTYLE = 1 << 0;
-export const NBD_FLAG_C_NO_ZEROES = 1 << 1;
+/** The protocol's own values (shared with the other side: src/disk/io/nbd-protocol.ts). */
+export const {
+  NBD_MAGIC,
+  NBD_OPTS_MAGIC,
+  NBD_REP_MAGIC,
+  NBD_FLAG_FIXED_NEWSTYLE,
+  NBD_FLAG_NO_ZEROES,
+  NBD_FLAG_C_FIXED_NEWSTYLE,
+  NBD_FLAG_C_NO_ZEROES,
+  NBD_OPT_EXPORT_NAME,
+  NBD_OPT_ABORT,
+  NBD_OPT_LIST,
+  NBD_OPT_STARTTLS,
+  NBD_OPT_INFO,
+  NBD_OPT_GO,
+  NBD_OPT_STRUCTURED_REPLY,
+  NBD_OPT_LIST_META_CONTEXT,
+  NBD_OPT_SET_META_CONTEXT,
+  NBD_REP_ACK,
+  NBD_REP_SERVER,
+  NBD_REP_INFO,
+  NBD_REP_META_CONTEXT,
+  NBD_REP_ERR_UNSUP,
+  NBD_REP_ERR_POLICY,
+  NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_UNKNOWN,
+  NBD_REP_ERR_SHUTDOWN,
+  NBD_INFO_EXPORT,
+  NBD_INFO_NAME,
+  NBD_INFO_DESCRIPTION,
+  NBD_INFO_BLOCK_SIZE,
+  NBD_FLAG_HAS_FLAGS,
+  NBD_FLAG_READ_ONLY,
+  NBD_FLAG_SEND_FLUSH,
+  NBD_FLAG_SEND_DF,
+  NBD_FLAG_CAN_MULTI_CONN,
+  NBD_REQUEST_MAGIC,
+  NBD_SIMPLE_REPLY_MAGIC,
+  NBD_STRUCTURED_REPLY_MAGIC,
+  REQUEST_BYTES,
+  NBD_CMD_READ,
+  NBD_CMD_WRITE,
+  NBD_CMD_DISC,
+  NBD_CMD_FLUSH,
+  NBD_CMD_TRIM,
+  NBD_CMD_CACHE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_CMD_BLOCK_STATUS,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_DF,
+  NBD_CMD_FLAG_REQ_ONE,
+  NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE_NONE,
+  NBD_REPLY_TYPE_OFFSET_DATA,
+  NBD_REPLY_TYPE_OFFSET_HOLE,
+  NBD_REPLY_TYPE_BLOCK_STATUS,
+  NBD_REPLY_TYPE_ERROR,
+  NBD_STATE_HOLE,
+  NBD_STATE_ZERO,
+  CONTEXT_BASE_ALLOCATION,
+  EPERM,
+  EIO,
+  EINVAL,
+  EOVERFLOW,
+  ESHUTDOWN,
+  NBD_MAX_STRING_BYTES,
+} = nbdProtocol;
 
-export const NBD_OPT_EXPORT_NAME = 1;
-export const NBD_OPT_ABORT = 2;
-export const NBD_OPT_LIST = 3;
-export const NBD_OPT_STARTTLS = 5;
-export const NBD_OPT_INFO = 6;
-export const NBD_OPT_GO = 7;
-export const NBD_OPT_STRUCTURED_REPLY = 8;
-export const NBD_OPT_LIST_META_CONTEXT = 9;
-export const NBD_OPT_SET_META_CONTEXT = 10;
-
-export const NBD_REP_ACK = 1;
-export const NBD_REP_SERVER = 2;
-export const NBD_REP_INFO = 3;
-export const NBD_REP_META_CONTEXT = 4;
-const REP_ERR = 0x80000000;
-export const NBD_REP_ERR_UNSUP = REP_ERR + 1;
-export const NBD_REP_ERR_POLICY = REP_ERR + 2;
-export const NBD_REP_ERR_INVALID = REP_ERR + 3;
-export const NBD_REP_ERR_UNKNOWN = REP_ERR + 6;
-export const NBD_REP_ERR_SHUTDOWN = REP_ERR + 7;
-
-export const NBD_INFO_EXPORT = 0;
-export const NBD_INFO_NAME = 1;
-export const NBD_INFO_DESCRIPTION = 2;
-export const NBD_INFO_BLOCK_SIZE = 3;
-
-/** Transmission flags (16 bits, sent with NBD_INFO_EXPORT / after NBD_OPT_EXPORT_NAME). */
-export const NBD_FLAG_HAS_FLAGS = 1 << 0;
-export const NBD_FLAG_READ_ONLY = 1 << 1;
-export const NBD_FLAG_SEND_FLUSH = 1 << 2;
-export const NBD_FLAG_SEND_DF = 1 << 7;
-export const NBD_FLAG_CAN_MULTI_CONN = 1 << 8;
-
-// ── Transmission ────────────────────────────────────────────────────────────────────
-export const NBD_REQUEST_MAGIC = 0x25609513;
-export const NBD_SIMPLE_REPLY_MAGIC = 0x67446698;
-export const NBD_STRUCTURED_REPLY_MAGIC = 0x668e33ef;
-export const REQUEST_BYTES = 28;
-
-export const NBD_CMD_READ = 0;
-export const NBD_CMD_WRITE = 1;
-export const NBD_CMD_DISC = 2;
-export const NBD_CMD_FLUSH = 3;
-export const NBD_CMD_TRIM = 4;
-export const NBD_CMD_CACHE = 5;
-export const NBD_CMD_WRITE_ZEROES = 6;
-export const NBD_CMD_BLOCK_STATUS = 7;
-
-export const NBD_CMD_FLAG_FUA = 1 << 0;
-export const NBD_CMD_FLAG_DF = 1 << 2;
-export const NBD_CMD_FLAG_REQ_ONE = 1 << 3;
-
-export const NBD_REPLY_FLAG_DONE = 1 << 0;
-export const NBD_REPLY_TYPE_NONE = 0;
-export const NBD_REPLY_TYPE_OFFSET_DATA = 1;
-export const NBD_REPLY_TYPE_OFFSET_HOLE = 2;
-export const NBD_REPLY_TYPE_BLOCK_STATUS = 5;
-export const NBD_REPLY_TYPE_ERROR = (1 << 15) + 1;
-
-/** base:allocation flags. */
-export const NBD_STATE_HOLE = 1 << 0;
-export const NBD_STATE_ZERO = 1 << 1;
-export const CONTEXT_BASE_ALLOCATION = 'base:allocation';
 /** The id this server gives base:allocation when a client selects it. */
 export const BASE_ALLOCATION_ID = 1;
-
-/** Error values (spec "Error values"). */
-export const EPERM = 1;
-export const EIO = 5;
-export const EINVAL = 22;
-export const EOVERFLOW = 75;
-export const ESHUTDOWN = 108;
 
 // ── Caps on what a client may send (each bounds an allocation, a loop or a wait) ────
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** The spec's cap on any string: export names, context queries. */
-export const NBD_MAX_STRING_BYTES = 4096;
 /**
  * Largest option payload read: 64 KiB. The largest legitimate option is
  * NBD_OPT_SET_META_CONTEXT with a 4096-byte name and a handful of context queries; a
