@@ -25,9 +25,10 @@ import {
 import { ferry, pseudoRandom, qemuImg, sha256File, tempDir } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { smsClient, waitForRun } from '../helpers/sms.js';
+import { bootTools } from '../helpers/boot.js';
 
 const run = promisify(execFile);
-const BOOT = new URL('../../../../shared/tools/boot/', import.meta.url).pathname;
+const BOOT = bootTools();
 const SECTOR = 512;
 
 let work: string;

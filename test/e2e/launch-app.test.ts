@@ -15,9 +15,10 @@ import type { SMS } from '@aws-sdk/client-sms';
 import { ferry, tempDir } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { smsClient, waitForRun } from '../helpers/sms.js';
+import { bootTools } from '../helpers/boot.js';
 
 const run = promisify(execFile);
-const BOOT = new URL('../../../../shared/tools/boot/', import.meta.url).pathname;
+const BOOT = bootTools();
 
 let server: RunningServer | undefined;
 let sms: SMS;

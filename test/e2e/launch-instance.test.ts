@@ -17,9 +17,10 @@ import { checksumDisk, openDisk } from '../../src/disk/index.js';
 import { launchInstance, type DiskBus, type Instance } from '../../src/launch/index.js';
 import { LocalBackend, openImageDisk, RawMasterKey, Repository, writeImage } from '../../src/store/index.js';
 import { qemuIo, tempDir } from '../helpers/qemu.js';
+import { bootTools } from '../helpers/boot.js';
 
 const run = promisify(execFile);
-const BOOT = new URL('../../../../shared/tools/boot/', import.meta.url).pathname;
+const BOOT = bootTools();
 const MARKER = 'launch-instance-e2e';
 const BOOT_TIMEOUT_MS = 180_000;
 
