@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MemorySource, driverFor, type Disk, type DiskLayer, type Extent } from '../../src/disk/index.js';
-import { FerryError } from '../../src/errors/index.js';
 import { QmpClient, ferryLeftovers, humanMonitorCommand } from '../../src/connectors/kvm/index.js';
 import { tempDir } from './qemu.js';
+import { rejectsWith } from './errors.js';
+
+export { rejectsWith };
 
 const MiB = 1024 * 1024;
 
@@ -66,17 +68,6 @@ export async function baseLayer(content: Buffer): Promise<DiskLayer> {
 /** Exports, jobs, nodes and bitmaps named ferry-* in the VM behind `vm` (its QMP socket). */
 export async function leftovers(vm: string) {
   return qmp(vm, ferryLeftovers);
-}
-
-export async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
 }
 
 /** A temporary root with an empty QMP socket directory and a (not yet created) state directory. */

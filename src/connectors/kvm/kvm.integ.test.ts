@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { FerryError } from '../../errors/index.js';
 import { qemuImg, qemuIo, sha256File, tempDir } from '../../../test/helpers/qemu.js';
 import { startPausedVm } from '../../../test/helpers/kvm.js';
 import {
@@ -38,19 +37,9 @@ import {
   queryUuid,
   transaction,
 } from './qmp/index.js';
+import { rejectsWith } from '../../../test/helpers/errors.js';
 
 const MiB = 1024 * 1024;
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 

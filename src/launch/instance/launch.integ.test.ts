@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDisk, type Disk } from '../../disk/index.js';
-import { FerryError } from '../../errors/index.js';
 import { openImageDisk, writeImage, type Repository } from '../../store/index.js';
 import { qemuImg, qemuIo, tempDir } from '../../../test/helpers/qemu.js';
 import { memoryRepo } from '../../../test/store/helpers.js';
 import { launchInstance, type Instance } from '../index.js';
+import { rejectsWith } from '../../../test/helpers/errors.js';
 
 const TiB = 1024 ** 4;
 let work: string;
@@ -49,17 +49,6 @@ const alive = (pid: number) => {
   }
 };
 const missing = async (p: string) => (await stat(p).catch(() => undefined)) === undefined;
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 before(async () => {
   work = await tempDir('ferry-launch-');

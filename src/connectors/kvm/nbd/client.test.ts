@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { FerryError } from '../../../errors/index.js';
 import {
   dataChunk,
   errorChunk,
@@ -16,23 +15,13 @@ import {
 } from '../../../../test/helpers/nbd-server.js';
 import { NbdClient } from './client.js';
 import { queryExtents } from './extents.js';
+import { rejectsWith } from '../../../../test/helpers/errors.js';
 
 const content = (offset: number, length: number) => {
   const b = Buffer.alloc(length);
   for (let i = 0; i < length; i++) b[i] = ((offset + i) * 7) & 0xff;
   return b;
 };
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 /** Runs `fn` against a fake server and a connected client, closing both afterwards. */
 async function withServer(

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError } from '../../../errors/index.js';
+import type { FerryError } from '../../../errors/index.js';
 import { oracleChecksum, qemuImg, qemuIo, tempDir } from '../../../../test/helpers/qemu.js';
 import { startQemuNbd } from '../../../../test/helpers/kvm.js';
 import {
@@ -20,19 +20,9 @@ import {
   toAllocationExtents,
   toDirtyExtents,
 } from './index.js';
+import { rejectsWith } from '../../../../test/helpers/errors.js';
 
 const MiB = 1024 * 1024;
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}`);
-}
 
 /** qemu-img map as the oracle: ranges tagged the way extents.ts tags base:allocation. */
 async function oracleAllocation(image: string): Promise<{ offset: number; length: number; kind: string }[]> {

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../../errors/index.js';
 import {
   MAX_BLOCK_STATUS_EXTENTS,
   NBD_REP_MAGIC,
@@ -27,16 +26,7 @@ import {
   parseOptionReplyHeader,
   parseReplyHeader,
 } from './wire.js';
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    return err.code;
-  }
-  return 'no error';
-}
+import { codeOf } from '../../../../test/helpers/errors.js';
 
 const be32 = (...v: number[]) => {
   const b = Buffer.alloc(4 * v.length);
@@ -66,7 +56,7 @@ test('requests and options are encoded as the spec lays them out', () => {
     '00000000' + '00000001' + '0000000f' + Buffer.from('base:allocation').toString('hex'),
   );
   assert.equal(
-    code(() => encodeGoData('x'.repeat(4097), [])),
+    codeOf(() => encodeGoData('x'.repeat(4097), [])),
     'FERRY_NBD_TOO_LARGE',
   );
 });
@@ -80,19 +70,19 @@ test('option reply header: magic, echoed option and a capped length are checked'
     length: 0,
   });
   assert.equal(
-    code(() => parseOptionReplyHeader(head(0x1234n, 7, 1, 0), 7)),
+    codeOf(() => parseOptionReplyHeader(head(0x1234n, 7, 1, 0), 7)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseOptionReplyHeader(head(NBD_REP_MAGIC, 8, 1, 0), 7)),
+    codeOf(() => parseOptionReplyHeader(head(NBD_REP_MAGIC, 8, 1, 0), 7)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseOptionReplyHeader(head(NBD_REP_MAGIC, 7, 3, 0xffffffff), 7)),
+    codeOf(() => parseOptionReplyHeader(head(NBD_REP_MAGIC, 7, 3, 0xffffffff), 7)),
     'FERRY_NBD_TOO_LARGE',
   );
   assert.equal(
-    code(() => parseOptionReplyHeader(head(NBD_REP_MAGIC, 7, 3, 65537), 7)),
+    codeOf(() => parseOptionReplyHeader(head(NBD_REP_MAGIC, 7, 3, 65537), 7)),
     'FERRY_NBD_TOO_LARGE',
   );
 });
@@ -104,11 +94,11 @@ test('NBD_REP_INFO: export size and flags, block sizes validated, unknown types 
     flags: 3,
   });
   assert.equal(
-    code(() => parseInfo(Buffer.concat([be16(0), be64(1n << 60n)]))),
+    codeOf(() => parseInfo(Buffer.concat([be16(0), be64(1n << 60n)]))),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseInfo(Buffer.concat([be16(0), be64(1n << 60n), be16(1)]))),
+    codeOf(() => parseInfo(Buffer.concat([be16(0), be64(1n << 60n), be16(1)]))),
     'FERRY_NBD_TOO_LARGE',
   );
   const bs = (min: number, pref: number, max: number) =>
@@ -124,14 +114,14 @@ test('NBD_REP_INFO: export size and flags, block sizes validated, unknown types 
     [512, 4096, 1000],
   ] as const) {
     assert.equal(
-      code(() => bs(min, pref, max)),
+      codeOf(() => bs(min, pref, max)),
       'FERRY_NBD_PROTOCOL_ERROR',
       `${min}/${pref}/${max}`,
     );
   }
   assert.deepEqual(parseInfo(Buffer.concat([be16(2), Buffer.from('desc')])), { kind: 'other', infoType: 2 });
   assert.equal(
-    code(() => parseInfo(Buffer.alloc(1))),
+    codeOf(() => parseInfo(Buffer.alloc(1))),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.deepEqual(parseMetaContext(Buffer.concat([be32(5), Buffer.from('base:allocation')])), {
@@ -139,11 +129,11 @@ test('NBD_REP_INFO: export size and flags, block sizes validated, unknown types 
     name: 'base:allocation',
   });
   assert.equal(
-    code(() => parseMetaContext(be32(5))),
+    codeOf(() => parseMetaContext(be32(5))),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseMetaContext(Buffer.concat([be32(1), Buffer.alloc(4097, 0x61)]))),
+    codeOf(() => parseMetaContext(Buffer.concat([be32(1), Buffer.alloc(4097, 0x61)]))),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
 });
@@ -162,7 +152,7 @@ test('reply headers: simple and structured by magic; a wrong magic is a protocol
     length: 12,
   });
   assert.equal(
-    code(() => parseReplyHeader(Buffer.concat([be32(0xdeadbeef, 0), be64(1)]))),
+    codeOf(() => parseReplyHeader(Buffer.concat([be32(0xdeadbeef, 0), be64(1)]))),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   // A cookie above 2^53 cannot be one Ferry sent.
@@ -175,7 +165,7 @@ test('reply headers: simple and structured by magic; a wrong magic is a protocol
 test('chunk lengths are checked against type and request before any payload is read', () => {
   const req = { offset: 4096, length: 8192 };
   const ok = (type: number, length: number, isRead: boolean) =>
-    code(() => checkChunkLength(type, length, req, isRead));
+    codeOf(() => checkChunkLength(type, length, req, isRead));
   assert.equal(ok(NBD_REPLY_TYPE_NONE, 0, true), 'no error');
   assert.equal(ok(NBD_REPLY_TYPE_NONE, 4, true), 'FERRY_NBD_PROTOCOL_ERROR');
   assert.equal(ok(NBD_REPLY_TYPE_OFFSET_DATA, 8 + 8192, true), 'no error');
@@ -206,15 +196,15 @@ test('data and hole chunks must lie inside their request', () => {
   assert.deepEqual(parseDataChunkOffset(be64(4096), 8 + 8192, req), { offset: 4096, length: 8192 });
   assert.deepEqual(parseDataChunkOffset(be64(8192), 8 + 4096, req), { offset: 8192, length: 4096 });
   assert.equal(
-    code(() => parseDataChunkOffset(be64(8192), 8 + 4097, req)),
+    codeOf(() => parseDataChunkOffset(be64(8192), 8 + 4097, req)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseDataChunkOffset(be64(0), 8 + 10, req)),
+    codeOf(() => parseDataChunkOffset(be64(0), 8 + 10, req)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseDataChunkOffset(be64(1n << 62n), 8 + 10, req)),
+    codeOf(() => parseDataChunkOffset(be64(1n << 62n), 8 + 10, req)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.deepEqual(parseHoleChunk(Buffer.concat([be64(4096), be32(8192)]), req), {
@@ -222,11 +212,11 @@ test('data and hole chunks must lie inside their request', () => {
     length: 8192,
   });
   assert.equal(
-    code(() => parseHoleChunk(Buffer.concat([be64(4096), be32(8193)]), req)),
+    codeOf(() => parseHoleChunk(Buffer.concat([be64(4096), be32(8193)]), req)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
   assert.equal(
-    code(() => parseHoleChunk(Buffer.concat([be64(4096), be32(0)]), req)),
+    codeOf(() => parseHoleChunk(Buffer.concat([be64(4096), be32(0)]), req)),
     'FERRY_NBD_PROTOCOL_ERROR',
   );
 });
@@ -234,7 +224,7 @@ test('data and hole chunks must lie inside their request', () => {
 test('read chunks must tile the request: gaps, overlaps and short coverage are refused', () => {
   const req = { offset: 100, length: 300 };
   const t = (...p: [number, number][]) =>
-    code(() =>
+    codeOf(() =>
       checkTiled(
         p.map(([offset, length]) => ({ offset, length })),
         req,
@@ -265,7 +255,7 @@ test('error chunks: errno, message and offset; inconsistent lengths are protocol
     ),
     { errno: 5, message: 'disk on fire', offset: 100 },
   );
-  const e = (type: number, payload: Buffer) => code(() => parseErrorChunk(type, payload, req));
+  const e = (type: number, payload: Buffer) => codeOf(() => parseErrorChunk(type, payload, req));
   assert.equal(e(NBD_REPLY_TYPE_ERROR, Buffer.concat([be32(5), be16(50), msg])), 'FERRY_NBD_PROTOCOL_ERROR');
   assert.equal(e(NBD_REPLY_TYPE_ERROR, Buffer.concat([be32(0), be16(0)])), 'FERRY_NBD_PROTOCOL_ERROR');
   assert.equal(
@@ -294,7 +284,7 @@ test('block status: extents from the request offset, final one clamped, overruns
     { offset: 1000, length: 1000, flags: 0 },
     { offset: 2000, length: 2000, flags: 1 },
   ]);
-  const c = (...pairs: [number, number][]) => code(() => parseBlockStatus(payload(...pairs), req));
+  const c = (...pairs: [number, number][]) => codeOf(() => parseBlockStatus(payload(...pairs), req));
   assert.equal(c([4000, 0], [10, 0]), 'FERRY_NBD_PROTOCOL_ERROR'); // a non-final extent crosses the end
   assert.equal(c([3000, 0], [10, 0]), 'FERRY_NBD_PROTOCOL_ERROR'); // more extents after the range is covered
   assert.equal(c([0, 0]), 'FERRY_NBD_PROTOCOL_ERROR'); // zero length: no progress

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { FerryError } from '../../../errors/index.js';
 import { tempDir } from '../../../../test/helpers/qemu.js';
 import { QmpClient } from './client.js';
 import { humanMonitorCommand, queryBlock, queryStatus } from './commands-query.js';
+import { rejectsWith } from '../../../../test/helpers/errors.js';
 
 const GREETING =
   '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}\r\n';
@@ -43,17 +43,6 @@ async function fakeQmp(
   });
   await new Promise<void>((r) => server.listen(path, r));
   return { path, server, received };
-}
-
-async function rejectsWith(p: Promise<unknown>, codeWanted: string): Promise<FerryError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    assert.equal(err.code, codeWanted, err.message);
-    return err;
-  }
-  assert.fail(`expected ${codeWanted}`);
 }
 
 test('greeting, capabilities, replies matched by id even when answered out of order', async () => {

@@ -1,17 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../../errors/index.js';
 import { MAX_QMP_MESSAGE_BYTES, parseQmpMessage, QmpLineBuffer } from './framing.js';
-
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    return err.code;
-  }
-  assert.fail('expected a coded error');
-};
+import { codeOf } from '../../../../test/helpers/errors.js';
 
 test('line buffer: CRLF and LF lines, split anywhere, multibyte characters across chunks', () => {
   const lb = new QmpLineBuffer();
@@ -29,12 +19,12 @@ test('line buffer: a message over the cap is refused, with or without a newline'
   const lb = new QmpLineBuffer(100);
   lb.push(Buffer.alloc(60, 0x20));
   assert.equal(
-    code(() => lb.push(Buffer.alloc(41, 0x20))),
+    codeOf(() => lb.push(Buffer.alloc(41, 0x20))),
     'FERRY_QMP_MESSAGE_TOO_LARGE',
   );
   const lb2 = new QmpLineBuffer(100);
   assert.equal(
-    code(() => lb2.push(Buffer.from(`${' '.repeat(101)}\n`))),
+    codeOf(() => lb2.push(Buffer.from(`${' '.repeat(101)}\n`))),
     'FERRY_QMP_MESSAGE_TOO_LARGE',
   );
   // Exactly at the cap is fine.
@@ -70,7 +60,7 @@ test('messages: greeting, return, error, event are classified; anything else is 
     '{"something": 1}',
   ]) {
     assert.equal(
-      code(() => parseQmpMessage(bad)),
+      codeOf(() => parseQmpMessage(bad)),
       'FERRY_QMP_PROTOCOL_ERROR',
       bad,
     );

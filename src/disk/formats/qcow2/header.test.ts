@@ -6,31 +6,12 @@ import { parseHeader } from './header.js';
 import { qcow2Driver } from './index.js';
 import { EXT, HDR } from './layout.js';
 import { buildQcow2, memoryContext } from './testkit.js';
+import { codeOf, errorOf } from '../../../../test/helpers/errors.js';
 
 const MiB = 1 << 20;
 
 function parse(img: Buffer) {
   return parseHeader(img.subarray(0, Math.min(img.length, 65536)), img.length, 'disk.qcow2');
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    return err.code;
-  }
-  assert.fail('expected an error');
-}
-
-function errorOf(fn: () => unknown): FerryError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    return err;
-  }
-  assert.fail('expected an error');
 }
 
 test('parses a v3 header with its extensions and backing file', () => {

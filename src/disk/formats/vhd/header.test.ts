@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FerryError } from '../../../errors/index.js';
 import { buildDynamicHeader, buildFooter, chsGeometry } from './build.js';
 import { parseDynamicHeader, parseFooter, vhdChecksum } from './header.js';
 import { F, H, MAX_CHS_SECTORS } from './layout.js';
 import { flipByte } from './testkit.js';
+import { codeOf } from '../../../../test/helpers/errors.js';
 
 const ID = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
 
@@ -17,16 +17,6 @@ function footer(over: Partial<Parameters<typeof buildFooter>[0]> = {}): Buffer {
     timestamp: 1,
     ...over,
   });
-}
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(FerryError.is(err), String(err));
-    return err.code;
-  }
-  return 'no error';
 }
 
 test('checksum is the ones complement of the byte sum without the checksum field', () => {
@@ -68,27 +58,27 @@ test('footer: bad checksum, cookie, version, type and size are refused with the 
   const bad = footer();
   flipByte(bad, F.timestamp);
   assert.equal(
-    code(() => parseFooter(bad, 'x', 'f')),
+    codeOf(() => parseFooter(bad, 'x', 'f')),
     'FERRY_IMAGE_CORRUPT',
   );
   const cookie = footer();
   cookie.write('conectiX', 0, 'latin1');
   assert.equal(
-    code(() => parseFooter(cookie, 'x', 'f')),
+    codeOf(() => parseFooter(cookie, 'x', 'f')),
     'FERRY_IMAGE_CORRUPT',
   );
   const fix = (b: Buffer) => (b.writeUInt32BE(vhdChecksum(b, F.checksum), F.checksum), b);
   const v2 = footer();
   v2.writeUInt32BE(0x00020000, F.version);
   assert.equal(
-    code(() => parseFooter(fix(v2), 'x', 'f')),
+    codeOf(() => parseFooter(fix(v2), 'x', 'f')),
     'FERRY_IMAGE_UNSUPPORTED',
   );
   for (const t of [0, 1, 5, 6, 0xffffffff]) {
     const ty = footer();
     ty.writeUInt32BE(t, F.diskType);
     assert.equal(
-      code(() => parseFooter(fix(ty), 'x', 'f')),
+      codeOf(() => parseFooter(fix(ty), 'x', 'f')),
       'FERRY_IMAGE_UNSUPPORTED',
       String(t),
     );
@@ -98,7 +88,7 @@ test('footer: bad checksum, cookie, version, type and size are refused with the 
     geometry: { cylinders: 65535, heads: 16, sectorsPerTrack: 255 },
   });
   assert.equal(
-    code(() => parseFooter(huge, 'x', 'f')),
+    codeOf(() => parseFooter(huge, 'x', 'f')),
     'FERRY_IMAGE_TOO_LARGE',
   );
   const limit = footer({ size: 2040 * 2 ** 30, creatorApp: 'win ' });
@@ -106,7 +96,7 @@ test('footer: bad checksum, cookie, version, type and size are refused with the 
   const bigint = footer({ creatorApp: 'win ' });
   bigint.writeBigUInt64BE(0xffff_ffff_ffff_fe00n, F.currentSize);
   assert.equal(
-    code(() => parseFooter(fix(bigint), 'x', 'f')),
+    codeOf(() => parseFooter(fix(bigint), 'x', 'f')),
     'FERRY_IMAGE_TOO_LARGE',
   );
 });
@@ -127,7 +117,7 @@ test('dynamic header: block size, table size, table offset and locators are vali
     parseDynamicHeader(hdr({ blockSize: 128 << 20, maxTableEntries: 1 }), f, fileSize, 'x').bitmapSize,
     32768,
   );
-  const c = (h: Buffer, size = fileSize) => code(() => parseDynamicHeader(h, f, size, 'x'));
+  const c = (h: Buffer, size = fileSize) => codeOf(() => parseDynamicHeader(h, f, size, 'x'));
   assert.equal(c(hdr({ blockSize: 0 })), 'FERRY_IMAGE_CORRUPT');
   assert.equal(c(hdr({ blockSize: 3 << 20 })), 'FERRY_IMAGE_CORRUPT');
   assert.equal(c(hdr({ blockSize: 2048, maxTableEntries: 5120 })), 'FERRY_IMAGE_UNSUPPORTED');
@@ -162,11 +152,11 @@ test('dynamic header: locators of a differencing disk must lie inside the file a
   assert.equal(h.parentName, 'base.vhd');
   assert.equal(h.locators.length, 1);
   assert.equal(
-    code(() => parseDynamicHeader(loc((1 << 20) - 10, 20), f, 1 << 20, 'x')),
+    codeOf(() => parseDynamicHeader(loc((1 << 20) - 10, 20), f, 1 << 20, 'x')),
     'FERRY_IMAGE_TRUNCATED',
   );
   assert.equal(
-    code(() => parseDynamicHeader(loc(4096, 0x7fffffff), f, 1 << 20, 'x')),
+    codeOf(() => parseDynamicHeader(loc(4096, 0x7fffffff), f, 1 << 20, 'x')),
     'FERRY_IMAGE_TOO_LARGE',
   );
   // A dynamic disk's locator fields are not used, so garbage there does not matter.
