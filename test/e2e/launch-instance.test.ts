@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { checksumDisk, openDisk } from '../../src/disk/index.js';
@@ -18,6 +18,7 @@ import { launchInstance, type DiskBus, type Instance } from '../../src/launch/in
 import { LocalBackend, openImageDisk, RawMasterKey, Repository, writeImage } from '../../src/store/index.js';
 import { qemuIo, tempDir } from '../helpers/qemu.js';
 import { bootTools } from '../helpers/boot.js';
+import { alive, missing } from '../helpers/leftovers.js';
 
 const run = promisify(execFile);
 const BOOT = bootTools();
@@ -30,16 +31,6 @@ let imageId: string;
 let sourceSha: string;
 /** Every instance launched, terminated in after() whatever happened. */
 const instances: Instance[] = [];
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const missing = async (p: string) => (await stat(p).catch(() => undefined)) === undefined;
 
 before(async () => {
   work = await tempDir('ferry-launch-instance-');

@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SMS, ReplicationRun } from '@aws-sdk/client-sms';
-import { ferryLeftovers, humanMonitorCommand, QmpClient } from '../../src/connectors/kvm/index.js';
+import { ferryLeftovers, humanMonitorCommand } from '../../src/connectors/kvm/index.js';
+import { qmp } from './kvm-connector.js';
 import { startVm, type Proc } from './kvm.js';
 import { ferry, qemuImg, qemuIo, sha256File } from './qemu.js';
 import { startServer, type RunningServer } from './server.js';
@@ -21,15 +22,8 @@ export const DISK_BYTES = 64 * MiB;
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A short QMP session (QEMU serves one client at a time: never hold it). */
-export async function qmp<T>(path: string, fn: (q: QmpClient) => Promise<T>): Promise<T> {
-  const q = await QmpClient.connect({ path }, { connectTimeoutMs: 20_000 });
-  try {
-    return await fn(q);
-  } finally {
-    await q.close();
-  }
-}
+// A short QMP session (QEMU serves one client at a time: never hold it).
+export { qmp };
 
 /** A VM whose one disk (drive0, qcow2, 64 MiB) the test knows byte for byte. */
 export class Guest {

@@ -15,6 +15,7 @@ import { qemuImg, qemuIo, tempDir } from '../../../test/helpers/qemu.js';
 import { memoryRepo } from '../../../test/store/helpers.js';
 import { launchInstance, type Instance } from '../index.js';
 import { rejectsWith } from '../../../test/helpers/errors.js';
+import { alive, missing } from '../../../test/helpers/leftovers.js';
 
 const TiB = 1024 ** 4;
 let work: string;
@@ -39,16 +40,6 @@ async function counted(id: string): Promise<{ disk: Disk; closes: () => number }
   };
   return { disk, closes: () => n };
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const missing = async (p: string) => (await stat(p).catch(() => undefined)) === undefined;
 
 before(async () => {
   work = await tempDir('ferry-launch-');
