@@ -78,7 +78,7 @@ export async function* planBlocks(
 export interface IncrementalFeed {
   bytes(data: Buffer): Promise<void>;
   zeros(blocks: number, bytes: number): Promise<void>;
-  base(first: number, count: number, bytes: number): Promise<void>;
+  base(first: number, count: number): Promise<void>;
 }
 
 /** Reads in flight ahead of the batches, and the largest single read (≤ one batch slot). */
@@ -102,7 +102,7 @@ export async function feedIncremental(
     const q = queue.shift() as (typeof queue)[number];
     if (q.data) await feed.bytes(await q.data);
     else if (q.run.kind === 'zero') await feed.zeros(q.run.count, q.bytes);
-    else await feed.base(q.run.first, q.run.count, q.bytes);
+    else await feed.base(q.run.first, q.run.count);
   };
   try {
     for await (const run of planBlocks(disk, blockSize, baseDepth, signal)) {

@@ -192,7 +192,7 @@ export class DiskRun {
         await flush();
         await dispatch(this.#zeroBatch(blocks, bytes));
       },
-      base: async (first: number, count: number, bytes: number) => {
+      base: async (first: number, count: number) => {
         await flush();
         // One page of references at a time: bounded memory whatever the run's length.
         const per = this.shape.fanout;
@@ -201,7 +201,6 @@ export class DiskRun {
           const to = Math.min(this.shape.virtualSize, (b + n) * bs);
           await dispatch(this.#baseBatch(b, n, to - b * bs));
         }
-        void bytes;
       },
       end: async () => {
         await flush();
