@@ -16,6 +16,7 @@ export { verifySigV4, CLOCK_SKEW_MS, SIGNING_SERVICE, type KeyLookup, type Verif
 export { validateInput } from './validate.js';
 export { serializeOutput } from './serialize.js';
 export { toWireError } from './errors.js';
-export { OPERATIONS, TARGET_PREFIX } from './model/shapes.js';
+export { OPERATIONS, TARGET_PREFIX, FERRY_OPERATIONS, FERRY_TARGET_PREFIX } from './model/index.js';
 export { bindOperations } from './operations.js';
+export { bindFerryOperations } from './ferry-operations.js';
 export { ensureTlsMaterial, serverNames, type TlsFiles } from './tls/material.js';

@@ -4,7 +4,7 @@
  * and timestamps go out as epoch seconds — JSON numbers, fractional when the
  * milliseconds are not zero (sms-api.md §2.5: an ISO string would be mis-read as 2024 s).
  */
-import { OPERATIONS, SHAPES } from './model/shapes.js';
+import { ALL_OPERATIONS as OPERATIONS, ALL_SHAPES as SHAPES } from './model/index.js';
 
 export function serializeOutput(operation: string, value: unknown): Record<string, unknown> {
   const op = OPERATIONS[operation];

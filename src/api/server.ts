@@ -2,6 +2,7 @@
  * The HTTP edge: a fastify app speaking the SMS wire protocol (AWS JSON 1.1).
  *
  *   POST <any path>   X-Amz-Target: AWSServerMigrationService_V2016_10_24.<Operation>
+ *                     X-Amz-Target: Ferry_20261124.<Operation>   (Ferry's extensions, model/ferry/)
  *   GET  /healthz     200 "ok" when the database answers, else 503
  *   GET  /metrics     Prometheus text format
  *
@@ -15,7 +16,7 @@ import type { Logger } from 'pino';
 import { SerializationError, UnknownOperationError } from '../errors/index.js';
 import { toWireError } from './errors.js';
 import { ApiMetrics } from './metrics.js';
-import { OPERATIONS, TARGET_PREFIX } from './model/shapes.js';
+import { operationOfTarget } from './model/index.js';
 import { MAX_BODY_BYTES } from './policy.js';
 import { ReplayGuard } from './replay.js';
 import { serializeOutput } from './serialize.js';
@@ -168,10 +169,8 @@ function operationOf(target: string | string[] | undefined): string {
   if (typeof target !== 'string' || !target) {
     throw new UnknownOperationError('Missing X-Amz-Target header naming the operation');
   }
-  const dot = target.lastIndexOf('.');
-  const prefix = target.slice(0, dot);
-  const name = target.slice(dot + 1);
-  if (dot < 0 || prefix !== TARGET_PREFIX || !Object.hasOwn(OPERATIONS, name)) {
+  const name = operationOfTarget(target);
+  if (name === undefined) {
     throw new UnknownOperationError(`Unknown operation ${JSON.stringify(target.slice(0, 200))}`, {
       target: target.slice(0, 200),
     });

@@ -12,7 +12,7 @@
  * seconds to epoch milliseconds, the unit the control plane uses.
  */
 import { InvalidArgumentError, ParameterMissingError, SerializationError } from '../errors/index.js';
-import { OPERATIONS, SHAPES } from './model/shapes.js';
+import { ALL_OPERATIONS as OPERATIONS, ALL_SHAPES as SHAPES } from './model/index.js';
 import type { ModelShape } from './model/types.js';
 import {
   APP_ID_REQUIRED,

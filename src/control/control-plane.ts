@@ -11,6 +11,7 @@ import { CatalogService, type CatalogLog } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
+import { InstanceQueries } from './instances.js';
 import { LaunchService } from './launches.js';
 import { KeyService } from './keys.js';
 import { RunExecutor, type ExecutorLog } from './runs/executor.js';
@@ -51,6 +52,7 @@ export class ControlPlane {
   readonly appReplication: AppReplicationService;
   readonly appLaunch: AppLaunchService;
   readonly appValidation: AppValidationService;
+  readonly instances: InstanceQueries;
   readonly store: Repository | undefined;
   /** The launch host, when this process is one (instancesDir and a store). */
   readonly launches: LaunchService | undefined;
@@ -88,6 +90,7 @@ export class ControlPlane {
         : undefined;
     this.appLaunch = new AppLaunchService(o.db, this.clock, this.launches);
     this.appValidation = new AppValidationService(o.db, this.clock);
+    this.instances = new InstanceQueries(o.db);
   }
 
   /** Deletes an app, first deleting its jobs when asked (DeleteApp forceStopAppReplication). */

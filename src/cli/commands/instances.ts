@@ -4,24 +4,19 @@
  * from the server's data directory, also while the server runs. The console is the
  * instance's serial log so far (its last MiB).
  */
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
-import { repositories } from '../../db/index.js';
-import { InvalidArgumentError, NotFoundError } from '../../errors/index.js';
+import { InvalidArgumentError } from '../../errors/index.js';
 import { needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
 import { DATA_DIR_OPTIONS, iso, withControl } from './keys-common.js';
 
 const USAGE = 'ferry instances list|console [INSTANCE_ID] [--data-dir DIR] [--database URL] [--json]';
-/** The console shows the end of a long log: a guest may print without end. */
-const CONSOLE_TAIL_BYTES = 1024 * 1024;
 
 export async function instancesCommand(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   const { values, positionals } = parse(rest, DATA_DIR_OPTIONS, USAGE);
   if (verb === 'list') {
     needPositionals(positionals, 0, USAGE);
-    const list = await withControl(values, ({ control }) => repositories(control.db).instances.all());
+    const { instances: list } = await withControl(values, ({ control }) => control.instances.list());
     const rows = list.map((i) => ({
       instanceId: i.instanceId,
       appId: i.appId,
@@ -49,24 +44,11 @@ export async function instancesCommand(argv: string[]): Promise<number> {
   }
   if (verb === 'console') {
     const [id] = needPositionals(positionals, 1, USAGE) as [string];
-    const rec = await withControl(values, ({ control }) => repositories(control.db).instances.get(id));
-    if (!rec) throw new NotFoundError(`no instance ${id}`, { resource: 'instance', instanceId: id });
-    process.stdout.write(await tail(join(rec.dir, 'console.log')));
+    const { output } = await withControl(values, ({ control }) =>
+      control.instances.console({ instanceId: id }),
+    );
+    process.stdout.write(output);
     return 0;
   }
   throw new InvalidArgumentError(`unknown instances command ${verb ?? '(none)'}\nusage: ${USAGE}`);
-}
-
-async function tail(path: string): Promise<string> {
-  const fh = await open(path, 'r').catch(() => undefined);
-  if (!fh) return '';
-  try {
-    const { size } = await fh.stat();
-    const n = Math.min(size, CONSOLE_TAIL_BYTES);
-    const buf = Buffer.alloc(n);
-    await fh.read(buf, 0, n, size - n);
-    return buf.toString('utf8');
-  } finally {
-    await fh.close();
-  }
 }

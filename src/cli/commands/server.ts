@@ -17,6 +17,7 @@ import { isIP } from 'node:net';
 import { pino, type Logger } from 'pino';
 import {
   bindOperations,
+  bindFerryOperations,
   createApi,
   ApiMetrics,
   ensureTlsMaterial,
@@ -162,7 +163,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     const metrics = new ApiMetrics();
     metrics.addGauges(() => gauges(control));
     const api = createApi({
-      operations: bindOperations(control),
+      operations: { ...bindOperations(control), ...bindFerryOperations(control) },
       keys: (id) => control.keys.resolve(id),
       sha256,
       logger: log,

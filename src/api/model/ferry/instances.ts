@@ -1,0 +1,36 @@
+/** Instances this server launched (LaunchApp), as `ferry instances` shows them. */
+import type { FerryArea } from './index.js';
+
+const ERRORS = ['UnauthorizedOperationException', 'InvalidParameterException', 'InternalError'];
+
+export const shapes: FerryArea['shapes'] = {
+  FerryInstance: {
+    type: 'structure',
+    members: {
+      instanceId: 'string',
+      appId: 'string',
+      serverId: 'string',
+      imageId: 'string',
+      instanceType: 'string',
+      state: 'string',
+      statusMessage: 'string',
+      launchOrder: 'integer',
+      createdAt: 'timestamp',
+      updatedAt: 'timestamp',
+    },
+  },
+  FerryInstanceList: { type: 'list', member: 'FerryInstance' },
+  ListInstancesRequest: { type: 'structure', members: { appId: 'string' } },
+  ListInstancesResponse: { type: 'structure', members: { instances: 'FerryInstanceList' } },
+  GetInstanceConsoleRequest: {
+    type: 'structure',
+    members: { instanceId: 'string' },
+    required: ['instanceId'],
+  },
+  GetInstanceConsoleResponse: { type: 'structure', members: { instanceId: 'string', output: 'string' } },
+};
+
+export const operations: FerryArea['operations'] = {
+  ListInstances: ['ListInstancesRequest', 'ListInstancesResponse', ERRORS],
+  GetInstanceConsole: ['GetInstanceConsoleRequest', 'GetInstanceConsoleResponse', ERRORS],
+};
