@@ -14,5 +14,25 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     // Instances (docs/launch.md)
     ListInstances: (i) => c.instances.list(as(i)),
     GetInstanceConsole: (i) => c.instances.console(as(i)),
+    // The application lifecycle and waves (docs/launch.md)
+    GetAppLifecycle: (i) => c.lifecycle.getAppLifecycle(as(i)),
+    StartTest: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.startTest({ appId })),
+    MarkReadyForCutover: (i) =>
+      c.lifecycleAction(as(i), (appId) => c.lifecycle.markReadyForCutover({ appId })),
+    RevertToReadyForTesting: (i) =>
+      c.lifecycleAction(as(i), (appId) => c.lifecycle.revertToReadyForTesting({ appId })),
+    StartCutover: (i) =>
+      c.lifecycleAction(as(i), (appId) =>
+        c.lifecycle.startCutover({
+          appId,
+          ...(i.finalReplication !== undefined ? { finalReplication: i.finalReplication as boolean } : {}),
+        }),
+      ),
+    RevertCutover: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.revertCutover({ appId })),
+    FinalizeCutover: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.finalizeCutover({ appId })),
+    ArchiveApp: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.archiveApp({ appId })),
+    UnarchiveApp: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.unarchiveApp({ appId })),
+    AssignWave: (i) => c.waves.assignWave(as(i)),
+    ListWaves: () => c.waves.listWaves(),
   };
 }

@@ -28,6 +28,8 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   jobs: lazy(() => import('./commands/jobs.js'), 'jobsCommand'),
   runs: lazy(() => import('./commands/runs.js'), 'runsCommand'),
   instances: lazy(() => import('./commands/instances.js'), 'instancesCommand'),
+  apps: lazy(() => import('./commands/apps.js'), 'appsCommand'),
+  waves: lazy(() => import('./commands/apps.js'), 'wavesCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
     list: lazy(() => import('./commands/keys-list.js'), 'keysList'),
@@ -70,6 +72,9 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Fer
   ferry jobs [create SERVER_ID --frequency N [--seed ISO] [--run-once] | delete JOB_ID]
   ferry runs JOB_ID [--watch]                    runs of a job; --watch follows one to its end
   ferry runs start JOB_ID [--watch]              an on-demand run
+  ferry apps lifecycle APP_ID                    migration lifecycle: state, instances, history
+  ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive (APP_ID | --wave W) [--wait]
+  ferry waves [list | assign NAME APP_ID...]     apps migrated together
 
 image store (docs/store.md): --data-dir DIR (a server's data directory: DIR/store and DIR/store.key;
 the default when nothing else is given, like ferry server), or --repo DIR or FERRY_STORE_REPO with

@@ -35,6 +35,8 @@ export interface AppLaunchState {
   readonly message: string;
   readonly instanceIds: readonly string[];
   readonly latestLaunchTime?: number;
+  /** What the instances are for (launches.ts LaunchPurpose); absent on older records. */
+  readonly purpose?: 'launch' | 'test' | 'cutover';
 }
 
 export interface ServerGroupInput {

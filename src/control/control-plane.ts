@@ -3,6 +3,7 @@
  * SMS operations to these services; the CLI uses the same services locally (keys).
  */
 import { repositories, type Database } from '../db/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
 import { AppLaunchService } from './app-launch.js';
 import { AppReplicationService } from './app-replication.js';
 import { AppValidationService } from './app-validation.js';
@@ -12,6 +13,8 @@ import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { InstanceQueries } from './instances.js';
+import { LifecycleService } from './lifecycle/service.js';
+import { Waves, type WaveOutcome } from './lifecycle/waves.js';
 import { LaunchService } from './launches.js';
 import { KeyService } from './keys.js';
 import { RunExecutor, type ExecutorLog } from './runs/executor.js';
@@ -32,6 +35,8 @@ export interface ControlPlaneOptions {
    * makes the server a launch host: LaunchApp boots images here; without, LaunchApp is refused.
    */
   readonly instancesDir?: string;
+  /** Lifecycle timing (tests poll faster). */
+  readonly lifecycle?: { readonly pollMs?: number; readonly finalReplicationTimeoutMs?: number };
 }
 
 export interface WorkerOptions {
@@ -53,6 +58,8 @@ export class ControlPlane {
   readonly appLaunch: AppLaunchService;
   readonly appValidation: AppValidationService;
   readonly instances: InstanceQueries;
+  readonly lifecycle: LifecycleService;
+  readonly waves: Waves;
   readonly store: Repository | undefined;
   /** The launch host, when this process is one (instancesDir and a store). */
   readonly launches: LaunchService | undefined;
@@ -91,6 +98,14 @@ export class ControlPlane {
     this.appLaunch = new AppLaunchService(o.db, this.clock, this.launches);
     this.appValidation = new AppValidationService(o.db, this.clock);
     this.instances = new InstanceQueries(o.db);
+    this.lifecycle = new LifecycleService({
+      db: o.db,
+      clock: this.clock,
+      jobs: this.jobs,
+      launcher: this.launches,
+      ...o.lifecycle,
+    });
+    this.waves = new Waves(o.db, this.clock);
   }
 
   /** Deletes an app, first deleting its jobs when asked (DeleteApp forceStopAppReplication). */
@@ -102,6 +117,18 @@ export class ControlPlane {
       if (launched.some((i) => i.state !== 'terminated')) await this.launches.terminateApp(input.appId);
     }
     return this.apps.deleteApp({ appId: input.appId });
+  }
+
+  /** One lifecycle action on an app, or on every app of a wave (exactly one of the two). */
+  async lifecycleAction(
+    input: { appId?: string; waveName?: string },
+    act: (appId: string) => Promise<{ state: string }>,
+  ): Promise<{ state?: string; apps?: WaveOutcome[] }> {
+    if ((input.appId === undefined) === (input.waveName === undefined)) {
+      throw new InvalidArgumentError('give appId or waveName (exactly one)', { member: 'appId' });
+    }
+    if (input.appId !== undefined) return act(input.appId);
+    return this.waves.each(input.waveName!, act);
   }
 
   /** Starts the scheduler and the run workers of this process. */

@@ -301,7 +301,15 @@ export class JobService {
     return {};
   }
 
-  async startOnDemandReplicationRun(input: { replicationJobId: string; description?: string }) {
+  /**
+   * `o.finalRun`: the lifecycle's final run before a cutover, which the daily on-demand
+   * quota must not block (the quota protects sources from scripted run storms, not from
+   * the one run that moves a server).
+   */
+  async startOnDemandReplicationRun(
+    input: { replicationJobId: string; description?: string },
+    o: { finalRun?: boolean } = {},
+  ) {
     const replicationRunId = await this.#db.transaction(async (tx) => {
       const r = repositories(tx);
       const job = await r.jobs.get(input.replicationJobId);
@@ -315,7 +323,7 @@ export class JobService {
       }
       const now = this.#clock.now();
       const used = await r.runs.countSince(job.replicationJobId, 'ON_DEMAND', now - DAY_MS);
-      if (used >= this.policy.onDemandRunsPerDay) {
+      if (!o.finalRun && used >= this.policy.onDemandRunsPerDay) {
         throw new RunLimitExceededError(
           `replication job ${job.replicationJobId} has had ${used} on-demand runs in the last 24 hours (limit ${this.policy.onDemandRunsPerDay})`,
           { limit: this.policy.onDemandRunsPerDay },

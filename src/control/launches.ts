@@ -32,6 +32,9 @@ interface LaunchGroup {
   readonly servers: readonly LaunchServer[];
 }
 
+/** What a launch is for: a plain LaunchApp, or the lifecycle's test or cutover launch. */
+export type LaunchPurpose = 'launch' | 'test' | 'cutover';
+
 /** How long TerminateApp lets a guest power off before QEMU is stopped. */
 const GUEST_POWEROFF_MS = 10_000;
 
@@ -51,13 +54,19 @@ export class LaunchService {
   readonly #o: LaunchServiceOptions;
   readonly #live = new Map<string, Instance>();
   readonly #work = new Set<Promise<void>>();
+  /** The launch in flight per app, for callers that wait for its outcome (the lifecycle). */
+  readonly #inFlight = new Map<string, Promise<void>>();
 
   constructor(o: LaunchServiceOptions) {
     this.#o = o;
   }
 
-  /** Validates at once (launch configuration, an image per server); launches in the background. */
-  async launchApp(appId: string): Promise<Record<string, never>> {
+  /**
+   * Validates at once (launch configuration, an image per server); launches in the background.
+   * `purpose` marks what the instances are for (a plain LaunchApp, or the lifecycle's test
+   * or cutover launch); settled() waits for the outcome.
+   */
+  async launchApp(appId: string, purpose: LaunchPurpose = 'launch'): Promise<Record<string, never>> {
     const r = repositories(this.#o.db);
     const app = await requireApp(r, appId);
     const body = app.body as AppBody;
@@ -84,10 +93,26 @@ export class LaunchService {
         plan.push({ group, server, imageId });
       }
     }
-    await this.#setState(appId, { status: 'LAUNCH_PENDING', message: 'Launch pending.', instanceIds: [] });
-    const work = this.#launch(appId, body.name, plan).finally(() => this.#work.delete(work));
+    await this.#setState(appId, {
+      status: 'LAUNCH_PENDING',
+      message: 'Launch pending.',
+      instanceIds: [],
+      purpose,
+    });
+    const work = this.#launch(appId, body.name, plan, purpose).finally(() => {
+      this.#work.delete(work);
+      if (this.#inFlight.get(appId) === work) this.#inFlight.delete(appId);
+    });
     this.#work.add(work);
+    this.#inFlight.set(appId, work);
     return {};
+  }
+
+  /** The app's launch state once the launch in flight (if any) has ended. */
+  async settled(appId: string): Promise<AppLaunchState | undefined> {
+    await this.#inFlight.get(appId);
+    const app = await requireApp(repositories(this.#o.db), appId);
+    return (app.body as AppBody).launch;
   }
 
   async terminateApp(appId: string): Promise<Record<string, never>> {
@@ -103,14 +128,13 @@ export class LaunchService {
       status: 'TERMINATE_IN_PROGRESS',
       message: 'Terminating.',
     });
+    // All at once: each guest gets its power-off window in parallel, not one after another.
     const failures: string[] = [];
-    for (const i of instances) {
-      try {
-        await this.#terminate(i);
-      } catch (err) {
-        failures.push(`${i.instanceId}: ${toFerryError(err).message}`);
-      }
-    }
+    await Promise.all(
+      instances.map((i) =>
+        this.#terminate(i).catch((err) => failures.push(`${i.instanceId}: ${toFerryError(err).message}`)),
+      ),
+    );
     await this.#setState(
       appId,
       failures.length > 0
@@ -161,10 +185,16 @@ export class LaunchService {
     appId: string,
     appName: string,
     plan: readonly { group: LaunchGroup; server: LaunchServer; imageId: string }[],
+    purpose: LaunchPurpose,
   ): Promise<void> {
     const r = repositories(this.#o.db);
     const launched: string[] = [];
-    await this.#setState(appId, { status: 'LAUNCH_IN_PROGRESS', message: 'Launching.', instanceIds: [] });
+    await this.#setState(appId, {
+      status: 'LAUNCH_IN_PROGRESS',
+      message: 'Launching.',
+      instanceIds: [],
+      purpose,
+    });
     for (const { group, server, imageId } of plan) {
       const id = newInstanceId();
       const type = server.instanceType ?? DEFAULT_INSTANCE_TYPE;
@@ -202,6 +232,7 @@ export class LaunchService {
           status: 'LAUNCH_IN_PROGRESS',
           message: `Launched ${launched.join(', ')}.`,
           instanceIds: launched,
+          purpose,
         });
       } catch (err) {
         const fe = toFerryError(err);
@@ -216,6 +247,7 @@ export class LaunchService {
             `Server ${server.serverId} (group ${group.serverGroupId}) failed to launch: ${fe.code}: ${fe.message}` +
             (launched.length > 0 ? ` Launched before it: ${launched.join(', ')}.` : ''),
           instanceIds: launched,
+          purpose,
         });
         return; // a failed group stops the later launch-order groups
       }
@@ -225,6 +257,7 @@ export class LaunchService {
       message: `Launched ${launched.length} instance(s): ${launched.join(', ')}.`,
       instanceIds: launched,
       latestLaunchTime: this.#o.clock.now(),
+      purpose,
     });
   }
 

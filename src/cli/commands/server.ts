@@ -181,8 +181,13 @@ export async function serverCommand(argv: string[]): Promise<number> {
     stops.unshift(() => control.stopWorkers());
     // Launch host: instances of a previous process lost their image server with it (with
     // PostgreSQL other live servers may share the table: only the embedded case is sure).
-    if (control.db.dialect === 'sqlite') await control.launches?.recover();
+    if (control.db.dialect === 'sqlite') {
+      await control.launches?.recover();
+      await control.lifecycle.recover();
+    }
     stops.unshift(() => control.launches?.stop());
+    // Before the launch host stops: a cutover in flight ends first (and says why).
+    stops.unshift(() => control.lifecycle.stop());
     const url = `${https ? 'https' : 'http'}://${shown}:${actual}`;
     process.stdout.write(`listening on ${url}\n`);
     log.info({ url, dataDir: dir.root }, 'listening');

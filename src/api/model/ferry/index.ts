@@ -11,6 +11,7 @@
  */
 import type { ModelShape } from '../types.js';
 import * as instances from './instances.js';
+import * as lifecycle from './lifecycle.js';
 
 export const FERRY_TARGET_PREFIX = 'Ferry_20261124';
 
@@ -22,4 +23,4 @@ export interface FerryArea {
 }
 
 /** Every area of the extension API; a new area adds one line here. */
-export const FERRY_AREAS: readonly FerryArea[] = [instances];
+export const FERRY_AREAS: readonly FerryArea[] = [instances, lifecycle];

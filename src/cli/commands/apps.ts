@@ -1,0 +1,183 @@
+/**
+ * The migration lifecycle of applications, over a running server's Ferry API
+ * (docs/launch.md, "Lifecycle"):
+ *
+ *   ferry apps lifecycle APP_ID                       state, servers, instances, history
+ *   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive
+ *              (APP_ID | --wave NAME) [--wait] [--no-final-replication]
+ *   ferry waves [list]                                waves and their apps' states
+ *   ferry waves assign NAME APP_ID...                 (NAME '' takes the apps out of their wave)
+ *
+ * --wait follows a test launch or cutover to its end, printing each new status message;
+ * it exits 0 when the app reached the state the action aims at, FERRY_LIFECYCLE_FAILED otherwise.
+ */
+import { InvalidArgumentError, LifecycleFailedError } from '../../errors/index.js';
+import { needPositionals, parse } from '../args.js';
+import { writeJson } from '../output.js';
+import { CLIENT_OPTIONS, CLIENT_USAGE } from '../remote/connection.js';
+import { withRemote, type Remote } from '../remote/session.js';
+import { cell, renderTable, tableTime } from '../table.js';
+
+const ACTIONS = {
+  test: ['StartTest', 'TEST_IN_PROGRESS'],
+  ready: ['MarkReadyForCutover', 'READY_FOR_CUTOVER'],
+  revert: ['RevertToReadyForTesting', 'READY_FOR_TESTING'],
+  cutover: ['StartCutover', 'CUTOVER_COMPLETE'],
+  'revert-cutover': ['RevertCutover', 'READY_FOR_CUTOVER'],
+  finalize: ['FinalizeCutover', 'FINALIZED'],
+  archive: ['ArchiveApp', 'ARCHIVED'],
+  unarchive: ['UnarchiveApp', ''],
+} as const;
+
+const USAGE =
+  `ferry apps lifecycle APP_ID | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
+  `[--wait] [--no-final-replication] ${CLIENT_USAGE}`;
+const WAVES_USAGE = `ferry waves [list | assign NAME APP_ID...] ${CLIENT_USAGE}`;
+
+const OPTIONS = {
+  ...CLIENT_OPTIONS,
+  wave: { type: 'string' },
+  wait: { type: 'boolean' },
+  'no-final-replication': { type: 'boolean' },
+} as const;
+
+/** How often --wait reads the app's state. */
+const WAIT_POLL_MS = 1000;
+
+interface Lifecycle {
+  appId: string;
+  state: string;
+  statusMessage: string;
+  actionInProgress?: boolean;
+  waveName?: string;
+  launchPurpose?: string;
+  servers?: { serverId: string; latestImageId?: string; instanceId?: string; instanceState?: string }[];
+  cutover?: { finalReplicationMs?: number; launchMs?: number; totalMs?: number };
+  history?: { state: string; message: string; time: number }[];
+}
+
+export async function appsCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, OPTIONS, USAGE);
+  const [verb, ...rest] = positionals;
+  if (verb === 'lifecycle') {
+    const [appId] = needPositionals(rest, 1, USAGE) as [string];
+    return withRemote(values, async (remote) => {
+      const l = await remote.ferry<Lifecycle>('GetAppLifecycle', { appId });
+      if (values.json) writeJson(l);
+      else process.stdout.write(render(l));
+      return 0;
+    });
+  }
+  if (verb === undefined || !Object.hasOwn(ACTIONS, verb)) {
+    throw new InvalidArgumentError(`unknown apps command ${JSON.stringify(verb ?? '')}\nusage: ${USAGE}`);
+  }
+  const [operation, aim] = ACTIONS[verb as keyof typeof ACTIONS];
+  const target =
+    values.wave !== undefined
+      ? (needPositionals(rest, 0, USAGE), { waveName: values.wave })
+      : { appId: (needPositionals(rest, 1, USAGE) as [string])[0] };
+  if (values['no-final-replication'] && verb !== 'cutover') {
+    throw new InvalidArgumentError(`--no-final-replication is for \`ferry apps cutover\`\nusage: ${USAGE}`);
+  }
+  return withRemote(values, async (remote) => {
+    const out = await remote.ferry<{
+      state?: string;
+      apps?: { appId: string; state?: string; errorCode?: string; errorMessage?: string }[];
+    }>(operation, { ...target, ...(values['no-final-replication'] ? { finalReplication: false } : {}) });
+    const apps = out.apps ?? [{ appId: target.appId!, ...(out.state ? { state: out.state } : {}) }];
+    if (!values.wait) {
+      if (values.json) writeJson(out);
+      else
+        for (const a of apps)
+          process.stdout.write(`${a.appId}  ${a.state ?? `${a.errorCode}: ${a.errorMessage}`}\n`);
+      return apps.some((a) => a.errorCode) ? 1 : 0;
+    }
+    const finals: Lifecycle[] = [];
+    for (const a of apps.filter((x) => !x.errorCode))
+      finals.push(await follow(remote, a.appId, !values.json));
+    if (values.json) writeJson(finals);
+    const failed = finals.filter((l) => aim !== '' && l.state !== aim);
+    if (failed.length > 0) {
+      throw new LifecycleFailedError(
+        failed.map((l) => `${l.appId} is ${l.state}: ${l.statusMessage}`).join('; '),
+      );
+    }
+    return apps.some((a) => a.errorCode) ? 1 : 0;
+  });
+}
+
+/** Polls the app until no action of it is in progress, printing each new message. */
+async function follow(remote: Remote, appId: string, print: boolean): Promise<Lifecycle> {
+  let last = '';
+  for (;;) {
+    const l = await remote.ferry<Lifecycle>('GetAppLifecycle', { appId });
+    const line = `${appId}  ${l.state}  ${l.statusMessage}`;
+    if (print && line !== last) process.stdout.write(`${cell(line, 200)}\n`);
+    last = line;
+    if (!l.actionInProgress) return l;
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+  }
+}
+
+function render(l: Lifecycle): string {
+  const head =
+    `${l.appId}  ${l.state}${l.waveName ? `  wave ${cell(l.waveName)}` : ''}\n${cell(l.statusMessage, 200)}\n` +
+    (l.cutover?.totalMs !== undefined
+      ? `cutover: ${(l.cutover.totalMs / 1000).toFixed(1)} s` +
+        (l.cutover.finalReplicationMs !== undefined
+          ? ` (final replication ${(l.cutover.finalReplicationMs / 1000).toFixed(1)} s, launch ${((l.cutover.launchMs ?? 0) / 1000).toFixed(1)} s)`
+          : '') +
+        '\n'
+      : '');
+  const servers = renderTable(
+    ['SERVER', 'LATEST IMAGE', 'INSTANCE', 'INSTANCE STATE'],
+    (l.servers ?? []).map((s) => [
+      cell(s.serverId),
+      cell(s.latestImageId),
+      cell(s.instanceId),
+      cell(s.instanceState),
+    ]),
+  );
+  const history = renderTable(
+    ['TIME', 'STATE', 'MESSAGE'],
+    (l.history ?? []).map((h) => [tableTime(new Date(h.time * 1000)), h.state, cell(h.message, 120)]),
+  );
+  return `${head}\n${servers}\n${history}`;
+}
+
+export async function wavesCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, CLIENT_OPTIONS, WAVES_USAGE);
+  const [verb, ...rest] = positionals;
+  if (verb === 'assign') {
+    if (rest.length < 2)
+      throw new InvalidArgumentError(`give a wave name and app ids\nusage: ${WAVES_USAGE}`);
+    const [waveName, ...appIds] = rest as [string, ...string[]];
+    return withRemote(values, async (remote) => {
+      await remote.ferry('AssignWave', { waveName, appIds });
+      if (values.json) writeJson({ waveName, appIds });
+      else
+        process.stdout.write(
+          waveName ? `${appIds.join(', ')} in wave ${waveName}\n` : `${appIds.join(', ')} in no wave\n`,
+        );
+      return 0;
+    });
+  }
+  if (verb !== undefined && verb !== 'list') {
+    throw new InvalidArgumentError(`unknown waves command ${JSON.stringify(verb)}\nusage: ${WAVES_USAGE}`);
+  }
+  needPositionals(rest, 0, WAVES_USAGE);
+  return withRemote(values, async (remote) => {
+    const { waves } = await remote.ferry<{
+      waves: { waveName: string; apps: { appId: string; name: string; state: string }[] }[];
+    }>('ListWaves');
+    if (values.json) writeJson(waves);
+    else
+      process.stdout.write(
+        renderTable(
+          ['WAVE', 'APP', 'NAME', 'STATE'],
+          waves.flatMap((w) => w.apps.map((a) => [cell(w.waveName), a.appId, cell(a.name), a.state])),
+        ),
+      );
+    return 0;
+  });
+}
