@@ -34,5 +34,7 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     UnarchiveApp: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.unarchiveApp({ appId })),
     AssignWave: (i) => c.waves.assignWave(as(i)),
     ListWaves: () => c.waves.listWaves(),
+    // Stored templates (GenerateTemplate / GenerateChangeSet locations)
+    GetTemplate: (i) => c.appLaunch.templateAt(as(i)),
   };
 }

@@ -73,6 +73,7 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Fer
   ferry runs JOB_ID [--watch]                    runs of a job; --watch follows one to its end
   ferry runs start JOB_ID [--watch]              an on-demand run
   ferry apps lifecycle APP_ID                    migration lifecycle: state, instances, history
+  ferry apps template APP_ID [--yaml]            a CloudFormation template of the app, printed
   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive (APP_ID | --wave W) [--wait]
   ferry waves [list | assign NAME APP_ID...]     apps migrated together
 

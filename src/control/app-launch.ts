@@ -5,12 +5,12 @@
  * (bucket `ferry-local`, key `templates/<appId>/<templateId>.<json|yaml>`).
  */
 import { repositories, type Database } from '../db/index.js';
-import { OperationNotPermittedError } from '../errors/index.js';
+import { NotFoundError, OperationNotPermittedError } from '../errors/index.js';
 import type { Clock } from './clock.js';
 import { groupOf, once, serverFor, serverIn } from './app-shared.js';
 import { requireApp, type AppBody } from './apps.js';
 import { newId } from './ids.js';
-import type { LaunchService } from './launches.js';
+import { DEFAULT_INSTANCE_TYPE, type LaunchService } from './launches.js';
 import { toYaml } from './yaml.js';
 
 type S3Location = { bucket?: string; key?: string };
@@ -157,6 +157,24 @@ export class AppLaunchService {
     return (await repositories(this.#db).templates.get(templateId))?.body;
   }
 
+  /** A stored template by the location GenerateTemplate / GenerateChangeSet returned. */
+  async templateAt(input: { bucket?: string; key: string }) {
+    const m = /^(templates|change-sets)\/([^/]+)\/([^/.]+)\.(json|yaml)$/.exec(input.key);
+    const rec =
+      m && (input.bucket ?? TEMPLATE_BUCKET) === TEMPLATE_BUCKET
+        ? await repositories(this.#db).templates.get(m[3]!)
+        : undefined;
+    if (!m || !rec || rec.appId !== m[2]) {
+      throw new NotFoundError(
+        `no template at ${input.bucket ?? TEMPLATE_BUCKET}/${input.key.slice(0, 256)}`,
+        {
+          resource: 'template',
+        },
+      );
+    }
+    return { key: input.key, format: rec.format, appId: rec.appId, body: rec.body };
+  }
+
   async #render(appId: string, kind: 'template' | 'change-set', format: string) {
     const r = repositories(this.#db);
     const app = await requireApp(r, appId);
@@ -166,6 +184,17 @@ export class AppLaunchService {
       config?.groups.flatMap((g) => g.servers.map((s) => [s.serverId, { g, s }] as const)) ?? [],
     );
     const resources: Record<string, unknown> = {};
+    // Image ids, instance types, subnets and security groups are parameters (defaults: the
+    // app's latest images and its launch configuration), so one template serves each wave.
+    const parameters: Record<string, unknown> = {};
+    const param = (name: string, type: string, description: string, value: string | undefined) => {
+      parameters[name] = {
+        Type: type,
+        Description: description,
+        ...(value !== undefined ? { Default: value } : {}),
+      };
+      return { Ref: name };
+    };
     const order = [...body.serverGroups].sort(
       (a, b) => (orderOf(config, a.serverGroupId) ?? 1e9) - (orderOf(config, b.serverGroupId) ?? 1e9),
     );
@@ -174,19 +203,53 @@ export class AppLaunchService {
       const current: string[] = [];
       for (const serverId of group.serverIds) {
         const c = byServer.get(serverId)?.s;
-        const job = (
-          await r.jobs.forServer(serverId, ['ACTIVE', 'COMPLETED', 'FAILING', 'PAUSED_ON_FAILURE', 'FAILED'])
-        )[0];
+        // The live job's latest image; after a finalized cutover (jobs deleted), the last one made.
+        const jobs = await r.jobs.forServer(serverId, [
+          'PENDING',
+          'ACTIVE',
+          'COMPLETED',
+          'FAILING',
+          'PAUSED_ON_FAILURE',
+          'FAILED',
+          'DELETING',
+          'DELETED',
+        ]);
+        const job =
+          jobs.find((j) => j.latestAmiId && j.state !== 'DELETING' && j.state !== 'DELETED') ??
+          jobs.findLast((j) => j.latestAmiId);
         const logicalId = c?.logicalId ?? `Server${serverId.replace(/[^A-Za-z0-9]/g, '')}`;
         current.push(logicalId);
         resources[logicalId] = {
           Type: 'AWS::EC2::Instance',
           ...(previous.length ? { DependsOn: previous } : {}),
           Properties: {
-            ImageId: job?.latestAmiId ?? `(no image yet for ${serverId})`,
-            ...(c?.instanceType ? { InstanceType: c.instanceType } : {}),
-            ...(c?.subnet ? { SubnetId: c.subnet } : {}),
-            ...(c?.securityGroup ? { SecurityGroupIds: [c.securityGroup] } : {}),
+            ImageId: param(
+              `${logicalId}ImageId`,
+              'String',
+              `Image of server ${serverId}`,
+              job?.latestAmiId ?? undefined,
+            ),
+            InstanceType: param(
+              `${logicalId}InstanceType`,
+              'String',
+              `Instance type of ${logicalId}`,
+              c?.instanceType ?? DEFAULT_INSTANCE_TYPE,
+            ),
+            ...(c?.subnet
+              ? { SubnetId: param(`${logicalId}SubnetId`, 'String', `Subnet of ${logicalId}`, c.subnet) }
+              : {}),
+            ...(c?.securityGroup
+              ? {
+                  SecurityGroupIds: [
+                    param(
+                      `${logicalId}SecurityGroupId`,
+                      'String',
+                      `Security group of ${logicalId}`,
+                      c.securityGroup,
+                    ),
+                  ],
+                }
+              : {}),
             ...(c?.ec2KeyName ? { KeyName: c.ec2KeyName } : {}),
             ...(c?.iamInstanceProfileName ? { IamInstanceProfile: c.iamInstanceProfileName } : {}),
             Tags: [{ Key: 'ferry:serverId', Value: serverId }],
@@ -200,6 +263,7 @@ export class AppLaunchService {
         ? {
             AWSTemplateFormatVersion: '2010-09-09',
             Description: `Ferry application ${body.name} (${app.appId})`,
+            Parameters: parameters,
             Resources: resources,
           }
         : {

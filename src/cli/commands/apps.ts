@@ -3,6 +3,7 @@
  * (docs/launch.md, "Lifecycle"):
  *
  *   ferry apps lifecycle APP_ID                       state, servers, instances, history
+ *   ferry apps template APP_ID [--yaml] [--change-set] GenerateTemplate, then prints it
  *   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive
  *              (APP_ID | --wave NAME) [--wait] [--no-final-replication]
  *   ferry waves [list]                                waves and their apps' states
@@ -30,7 +31,7 @@ const ACTIONS = {
 } as const;
 
 const USAGE =
-  `ferry apps lifecycle APP_ID | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
+  `ferry apps lifecycle|template APP_ID | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
   `[--wait] [--no-final-replication] ${CLIENT_USAGE}`;
 const WAVES_USAGE = `ferry waves [list | assign NAME APP_ID...] ${CLIENT_USAGE}`;
 
@@ -39,6 +40,8 @@ const OPTIONS = {
   wave: { type: 'string' },
   wait: { type: 'boolean' },
   'no-final-replication': { type: 'boolean' },
+  yaml: { type: 'boolean' },
+  'change-set': { type: 'boolean' },
 } as const;
 
 /** How often --wait reads the app's state. */
@@ -65,6 +68,21 @@ export async function appsCommand(argv: string[]): Promise<number> {
       const l = await remote.ferry<Lifecycle>('GetAppLifecycle', { appId });
       if (values.json) writeJson(l);
       else process.stdout.write(render(l));
+      return 0;
+    });
+  }
+  if (verb === 'template') {
+    const [appId] = needPositionals(rest, 1, USAGE) as [string];
+    const format = values.yaml ? 'YAML' : 'JSON';
+    return withRemote(values, async (remote) => {
+      const { s3Location } = await remote.call((s, o) =>
+        values['change-set']
+          ? s.generateChangeSet({ appId, changesetFormat: format }, o)
+          : s.generateTemplate({ appId, templateFormat: format }, o),
+      );
+      const t = await remote.ferry<{ body: string }>('GetTemplate', { ...s3Location });
+      if (values.json) writeJson({ ...s3Location, body: t.body });
+      else process.stdout.write(t.body);
       return 0;
     });
   }
