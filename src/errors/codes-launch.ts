@@ -56,3 +56,9 @@ export const LifecycleFailedError = defineError(
   true,
   'A test or cutover did not complete (its final replication run or its launch failed or timed out); the app went back to the state before it.',
 );
+export const InstanceStateError = defineError(
+  'FERRY_INSTANCE_STATE',
+  'refused',
+  false,
+  'The instance is not in a state that allows this (start needs a stopped instance; a terminated one is gone).',
+);

@@ -4,20 +4,23 @@
  *
  * Lifecycle: `running` → `stopping` (stop(): ACPI power button, then SIGTERM, then
  * SIGKILL) → `stopped` (QEMU exited, by stop() or on its own: guest power-off, crash) →
+ * `running` again (start(): QEMU boots the same overlays, the NBD server never stopped) or
  * `terminated` (terminate(): stopped, and every file, socket and the NBD server removed;
  * the image disks closed). The overlay holds the instance's writes until terminate().
  */
 import { rm, rmdir } from 'node:fs/promises';
 import type { ChildProcess } from 'node:child_process';
 import type { Disk } from '../../disk/index.js';
+import { InstanceStateError } from '../../errors/index.js';
 import type { InstanceType } from '../instance-types.js';
 import type { NbdServer } from '../nbd-server/server.js';
 import { DEFAULT_CONSOLE_READ_BYTES, type ConsoleLog } from './console-log.js';
 import type { Accelerator } from './host.js';
 import type { DiskBus, Firmware, NicModel } from './options.js';
+import type { QemuProcess } from './qemu-process.js';
 import { QmpConnection } from './qmp.js';
 
-export type InstanceState = 'running' | 'stopping' | 'stopped' | 'terminated';
+export type InstanceState = 'starting' | 'running' | 'stopping' | 'stopped' | 'terminated';
 
 export interface InstanceExit {
   readonly code: number | null;
@@ -93,11 +96,11 @@ export class Instance implements InstanceInfo {
   readonly qmpSocket: string;
   readonly pidFile: string;
   readonly consoleLog: string;
-  readonly pid: number;
   readonly timings: LaunchTimings;
-  /** Resolves when QEMU exits, for whatever reason. */
-  readonly exited: Promise<InstanceExit>;
-  readonly #child: ChildProcess;
+  #child: ChildProcess & { pid: number };
+  #exited!: Promise<InstanceExit>;
+  readonly #relaunch: () => Promise<QemuProcess>;
+  #starting: Promise<void> | undefined;
   readonly #res: InstanceResources;
   readonly #console: ConsoleLog;
   #exit: InstanceExit | undefined;
@@ -112,6 +115,7 @@ export class Instance implements InstanceInfo {
     exited: Promise<InstanceExit>,
     res: InstanceResources & { console: ConsoleLog },
     timings: LaunchTimings,
+    relaunch: () => Promise<QemuProcess>,
   ) {
     this.id = info.id;
     this.name = info.name;
@@ -127,20 +131,65 @@ export class Instance implements InstanceInfo {
     this.qmpSocket = info.qmpSocket;
     this.pidFile = info.pidFile;
     this.consoleLog = info.consoleLog;
-    this.pid = child.pid;
     this.timings = timings;
     this.#child = child;
+    this.#relaunch = relaunch;
     this.#res = res;
     this.#console = res.console;
-    this.exited = exited.then((e) => {
+    this.#watch(exited);
+  }
+
+  #watch(exited: Promise<InstanceExit>): void {
+    this.#exited = exited.then((e) => {
       this.#exit = e;
       this.#console.stop();
       return e;
     });
   }
 
+  /** QEMU's process id (of the current boot). */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Resolves when QEMU (of the current boot) exits, for whatever reason. */
+  get exited(): Promise<InstanceExit> {
+    return this.#exited;
+  }
+
+  /**
+   * Boots a stopped instance again: QEMU on the same overlays (the guest's writes kept),
+   * backed by the same NBD exports. Resolves once QEMU answers on QMP; a running instance
+   * is left as it is; a terminated one cannot start (FERRY_INSTANCE_STATE).
+   */
+  start(): Promise<void> {
+    if (this.#terminated || this.#terminating) {
+      return Promise.reject(
+        new InstanceStateError(`instance ${this.id} is terminated`, { instanceId: this.id }),
+      );
+    }
+    if (!this.#exit) return this.#starting ?? Promise.resolve();
+    this.#starting ??= (async () => {
+      try {
+        this.#console.start();
+        const next = await this.#relaunch();
+        this.#child = next.child;
+        this.#exit = undefined;
+        this.#stopping = undefined;
+        this.#watch(next.exited);
+      } catch (err) {
+        this.#console.stop();
+        throw err;
+      } finally {
+        this.#starting = undefined;
+      }
+    })();
+    return this.#starting;
+  }
+
   get state(): InstanceState {
     if (this.#terminated) return 'terminated';
+    if (this.#starting) return 'starting';
     if (this.#exit) return 'stopped';
     return this.#stopping ? 'stopping' : 'running';
   }
@@ -195,8 +244,10 @@ export class Instance implements InstanceInfo {
    * off within `timeoutMs`, SIGTERM (QEMU closes its images cleanly), then SIGKILL.
    * Resolves how QEMU exited. The overlay and the NBD server stay (terminate removes them).
    */
-  stop(options: { timeoutMs?: number } = {}): Promise<InstanceExit> {
-    if (this.#exit) return Promise.resolve(this.#exit);
+  async stop(options: { timeoutMs?: number } = {}): Promise<InstanceExit> {
+    // A start in flight finishes first: stopping half-started QEMU would race its spawn.
+    await this.#starting?.catch(() => undefined);
+    if (this.#exit) return this.#exit;
     this.#stopping ??= this.#stop(options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS);
     return this.#stopping;
   }

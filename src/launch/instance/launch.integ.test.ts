@@ -1,7 +1,7 @@
 /**
  * launchInstance against real qemu-system-x86_64 and qemu-img (TCG here): a 2 TiB sparse
  * store image starts in well under 2 s of preparation, writes land in the overlay and
- * never in the image, stop() escalates from ACPI to signals, and every failed launch
+ * never in the image, stop() escalates from ACPI to signals, start() boots the same overlay again, and every failed launch
  * (QEMU refuses, missing program, directory in use, too little memory) leaves nothing
  * behind and closes the disks it was given.
  */
@@ -127,11 +127,26 @@ test('a 2 TiB image: < 2 s before QEMU starts; the overlay is backed by the expo
     await image.close();
   }
   assert.ok(inst.nbdStats.bytesRead > 0);
+
+  // Started again: a new QEMU on the same overlay sees the guest's write and the image.
+  const firstPid = inst.pid;
+  await inst.start();
+  assert.equal(inst.state, 'running');
+  assert.notEqual(inst.pid, firstPid);
+  assert.ok(alive(inst.pid));
+  // The new QEMU writes into the same overlay; the first boot's write is still there.
+  assert.equal(await hmp(`qemu-io disk0 "write -P 0xef ${2 * TiB - 65536} 64k"`), '');
+  await inst.start(); // running: nothing to do
+  await inst.stop({ timeoutMs: 0 });
+  assert.equal(inst.state, 'stopped');
+  await qemuIo(overlay, 'qcow2', `read -P 0xcd ${TiB} 64k`, `read -P 0xef ${2 * TiB - 65536} 64k`);
+
   await inst.terminate();
   assert.equal(inst.state, 'terminated');
   assert.equal(closes(), 1);
   assert.ok(await missing(dir), 'the directory the launch created is gone');
   await inst.terminate(); // idempotent
+  await rejectsWith(inst.start(), 'FERRY_INSTANCE_STATE');
 });
 
 test('QEMU refusing to start: FERRY_LAUNCH_FAILED with its message; nothing left; disks closed', async () => {

@@ -13,7 +13,7 @@
  * stopped, files and (if created here) the directory removed, disks closed — and rejects
  * with a coded error (FERRY_LAUNCH_FAILED carries QEMU's stderr).
  */
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, copyFile, lstat, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -21,26 +21,21 @@ import {
   FileNotFoundError,
   LaunchCapacityError,
   LaunchDirInUseError,
-  LaunchFailedError,
   toFerryError,
 } from '../../errors/index.js';
 import { NbdServer, nbdUnixUri, type NbdServerEvent } from '../nbd-server/server.js';
 import { ConsoleLog } from './console-log.js';
 import { detectAccelerator, findOvmf, findProgram, hostMemoryMiB } from './host.js';
-import { Instance, releaseResources, type InstanceExit, type InstanceResources } from './instance.js';
+import { Instance, releaseResources, type InstanceResources } from './instance.js';
 import { validateLaunch, type LaunchOptions } from './options.js';
 import { createOverlay } from './overlay.js';
 import { qemuArgs } from './qemu-args.js';
-import { QmpConnection } from './qmp.js';
+import { startQemu } from './qemu-process.js';
 
 export interface LaunchInstanceOptions extends LaunchOptions {
   /** NBD server events (a client rejected, a disk read failed: the guest saw EIO). */
   readonly onNbdEvent?: (event: NbdServerEvent) => void;
 }
-
-/** QEMU's stderr kept for error messages: its errors are one or two lines. */
-const MAX_STDERR_BYTES = 16 * 1024;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Names of everything an instance keeps in its directory (presence = directory in use). */
 export function instanceFiles(dir: string, disks: number) {
@@ -74,7 +69,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
   }
   const f = instanceFiles(req.dir, req.disks.length);
   const res: InstanceResources = { dir: req.dir, createdDir: false, files: [], disks: req.disks };
-  let child: ReturnType<typeof spawn> | undefined;
+  let child: ChildProcess | undefined;
   try {
     const [qemu, qemuImg, accel, ovmf] = await Promise.all([
       findProgram('qemu-system-x86_64', options.qemuBinary),
@@ -133,19 +128,12 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
       noReboot: req.noReboot,
     });
     const prepareMs = performance.now() - started;
-    const proc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child = proc;
-    let stderr = '';
-    proc.stderr?.setEncoding('utf8');
-    proc.stderr?.on('data', (s: string) => {
-      stderr = (stderr + s).slice(-MAX_STDERR_BYTES);
-    });
-    const exited = new Promise<InstanceExit>((resolve) => {
-      proc.once('exit', (code, signal) => resolve({ code, signal }));
-      proc.once('error', () => resolve({ code: null, signal: null }));
-    });
     res.console.start();
-    await waitReady(f.qmpSocket, exited, req.startTimeoutMs, () => stderr);
+    const relaunch = () =>
+      startQemu(qemu, args, f.qmpSocket, req.startTimeoutMs, (c) => {
+        child = c;
+      });
+    const { child: proc, exited } = await relaunch();
     const startMs = performance.now() - started - prepareMs;
     return new Instance(
       {
@@ -164,10 +152,11 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
         pidFile: f.pidFile,
         consoleLog: f.consoleLog,
       },
-      proc as typeof proc & { pid: number },
+      proc,
       exited,
       res as InstanceResources & { console: ConsoleLog },
       { prepareMs, startMs },
+      relaunch,
     );
   } catch (err) {
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -188,41 +177,4 @@ async function closeAll(disks: readonly unknown[]): Promise<void> {
         : undefined,
     ),
   );
-}
-
-/** Polls QMP until QEMU greets and answers query-status; fails if QEMU exits first or time runs out. */
-async function waitReady(
-  qmpSocket: string,
-  exited: Promise<InstanceExit>,
-  timeoutMs: number,
-  stderr: () => string,
-): Promise<void> {
-  let exit: InstanceExit | undefined;
-  void exited.then((e) => (exit = e));
-  const deadline = Date.now() + timeoutMs;
-  const failed = (why: string) =>
-    new LaunchFailedError(
-      `QEMU ${why}: ${stderr().trim().split('\n').slice(-3).join(' | ') || 'no message'}`,
-      {
-        stderr: stderr().slice(-2000),
-        exitCode: exit?.code ?? null,
-        signal: exit?.signal ?? null,
-      },
-    );
-  for (;;) {
-    if (exit) throw failed('exited while starting');
-    try {
-      const q = await QmpConnection.connect(qmpSocket, Math.max(1, Math.min(5000, deadline - Date.now())));
-      try {
-        await q.execute('query-status');
-      } finally {
-        q.close();
-      }
-      return;
-    } catch {
-      if (exit) throw failed('exited while starting');
-      if (Date.now() >= deadline) throw failed(`did not answer on QMP within ${timeoutMs} ms`);
-      await Promise.race([sleep(50), exited]);
-    }
-  }
 }
