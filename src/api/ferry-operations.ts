@@ -14,6 +14,9 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     // Instances (docs/launch.md)
     ListInstances: (i) => c.instances.list(as(i)),
     GetInstanceConsole: (i) => c.instances.console(as(i)),
+    StopInstances: (i) => c.instances.act('stop', as(i)),
+    StartInstances: (i) => c.instances.act('start', as(i)),
+    TerminateInstances: (i) => c.instances.act('terminate', as(i)),
     // The application lifecycle and waves (docs/launch.md)
     GetAppLifecycle: (i) => c.lifecycle.getAppLifecycle(as(i)),
     StartTest: (i) => c.lifecycleAction(as(i), (appId) => c.lifecycle.startTest({ appId })),

@@ -76,6 +76,7 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Fer
   ferry apps template APP_ID [--yaml]            a CloudFormation template of the app, printed
   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive (APP_ID | --wave W) [--wait]
   ferry waves [list | assign NAME APP_ID...]     apps migrated together
+  ferry instances stop|start|terminate ID...     instances of this server's launches
 
 image store (docs/store.md): --data-dir DIR (a server's data directory: DIR/store and DIR/store.key;
 the default when nothing else is given, like ferry server), or --repo DIR or FERRY_STORE_REPO with

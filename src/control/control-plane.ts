@@ -97,7 +97,7 @@ export class ControlPlane {
         : undefined;
     this.appLaunch = new AppLaunchService(o.db, this.clock, this.launches);
     this.appValidation = new AppValidationService(o.db, this.clock);
-    this.instances = new InstanceQueries(o.db);
+    this.instances = new InstanceQueries(o.db, this.launches);
     this.lifecycle = new LifecycleService({
       db: o.db,
       clock: this.clock,

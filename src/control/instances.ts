@@ -6,21 +6,45 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
-import { NotFoundError } from '../errors/index.js';
+import { NotFoundError, OperationNotPermittedError } from '../errors/index.js';
+import type { LaunchService } from './launches.js';
 
 /** The console shows the end of a long log: a guest may print without end. */
 export const CONSOLE_TAIL_BYTES = 1024 * 1024;
 
 export class InstanceQueries {
   readonly #db: Database;
+  readonly #host: LaunchService | undefined;
 
-  constructor(db: Database) {
+  constructor(db: Database, host?: LaunchService) {
     this.#db = db;
+    this.#host = host;
   }
 
   async list(input: { appId?: string } = {}): Promise<{ instances: InstanceRecord[] }> {
     const r = repositories(this.#db).instances;
     return { instances: input.appId !== undefined ? await r.forApp(input.appId) : await r.all() };
+  }
+
+  /** Stop, start or terminate each instance in turn on this launch host. */
+  async act(verb: 'stop' | 'start' | 'terminate', input: { instanceIds: readonly string[] }) {
+    const host = this.#host;
+    if (!host) {
+      throw new OperationNotPermittedError(
+        'this server is not a launch host (it has no image store or instance directory)',
+      );
+    }
+    const instances: InstanceRecord[] = [];
+    for (const id of input.instanceIds) {
+      instances.push(
+        verb === 'stop'
+          ? await host.stopInstance(id)
+          : verb === 'start'
+            ? await host.startInstance(id)
+            : await host.terminateInstance(id),
+      );
+    }
+    return { instances };
   }
 
   /** The last CONSOLE_TAIL_BYTES of the instance's serial console log (empty before it printed). */

@@ -13,7 +13,12 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
-import { OperationNotPermittedError, toFerryError } from '../errors/index.js';
+import {
+  InstanceStateError,
+  NotFoundError,
+  OperationNotPermittedError,
+  toFerryError,
+} from '../errors/index.js';
 import { launchInstance, newInstanceId, type Instance } from '../launch/index.js';
 import { openImageDisk, type Repository } from '../store/index.js';
 import type { Disk } from '../disk/index.js';
@@ -144,6 +149,60 @@ export class LaunchService {
     return {};
   }
 
+  /** Stops an instance (ACPI power-off, then signals); its overlay and image export stay. */
+  async stopInstance(instanceId: string, timeoutMs = GUEST_POWEROFF_MS): Promise<InstanceRecord> {
+    const live = await this.#liveInstance(instanceId);
+    await live.stop({ timeoutMs });
+    return this.#record(instanceId, 'stopped', 'Stopped.');
+  }
+
+  /** Boots a stopped instance again on its overlay (the guest's writes kept). */
+  async startInstance(instanceId: string): Promise<InstanceRecord> {
+    const live = await this.#liveInstance(instanceId);
+    await live.start();
+    this.#watchExit(instanceId, live);
+    await repositories(this.#o.db).instances.update(instanceId, { pid: live.pid });
+    return this.#record(instanceId, 'running', 'Running.');
+  }
+
+  /** Terminates one instance: QEMU stopped, its overlay (its writes) and files removed. */
+  async terminateInstance(instanceId: string): Promise<InstanceRecord> {
+    const rec = await repositories(this.#o.db).instances.get(instanceId);
+    if (!rec) throw new NotFoundError(`no instance ${instanceId}`, { resource: 'instance', instanceId });
+    if (rec.state !== 'terminated') await this.#terminate(rec);
+    return (await repositories(this.#o.db).instances.get(instanceId))!;
+  }
+
+  async #liveInstance(instanceId: string): Promise<Instance> {
+    const rec = await repositories(this.#o.db).instances.get(instanceId);
+    if (!rec) throw new NotFoundError(`no instance ${instanceId}`, { resource: 'instance', instanceId });
+    const live = this.#live.get(instanceId);
+    if (!live) {
+      throw new InstanceStateError(`instance ${instanceId} is ${rec.state}`, {
+        instanceId,
+        state: rec.state,
+      });
+    }
+    return live;
+  }
+
+  async #record(instanceId: string, state: string, statusMessage: string): Promise<InstanceRecord> {
+    const r = repositories(this.#o.db);
+    await r.instances.update(instanceId, { state, statusMessage, updatedAt: this.#o.clock.now() });
+    return (await r.instances.get(instanceId))!;
+  }
+
+  /** A guest that powers off (or a QEMU that dies) shows as stopped, not running. */
+  #watchExit(instanceId: string, instance: Instance): void {
+    const boot = instance.exited;
+    void boot.then(async (exit) => {
+      // A later start() replaced this boot, or terminate() is recording its own state.
+      if (instance.exited !== boot || instance.state !== 'stopped' || !this.#live.has(instanceId)) return;
+      const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+      await this.#record(instanceId, 'stopped', `Stopped (QEMU ended: ${how}).`).catch(() => undefined);
+    });
+  }
+
   /** The serial console log of an instance so far (bounded). */
   async consoleText(instanceId: string): Promise<string | undefined> {
     const live = this.#live.get(instanceId);
@@ -221,6 +280,7 @@ export class LaunchService {
           .slice(0, 64);
         const instance = await launchInstance({ id, dir: record.dir, name, disk: disks, type });
         this.#live.set(id, instance);
+        this.#watchExit(id, instance);
         await r.instances.update(id, {
           state: 'running',
           statusMessage: 'Running.',
@@ -281,9 +341,15 @@ export class LaunchService {
    */
   async #terminate(i: InstanceRecord, timeoutMs = GUEST_POWEROFF_MS): Promise<void> {
     const live = this.#live.get(i.instanceId);
-    if (live) await live.terminate({ timeoutMs });
-    else await rm(i.dir, { recursive: true, force: true });
+    // Not "stopped" on its way out: the exit watcher leaves the record to this.
     this.#live.delete(i.instanceId);
+    try {
+      if (live) await live.terminate({ timeoutMs });
+      else await rm(i.dir, { recursive: true, force: true });
+    } catch (err) {
+      if (live) this.#live.set(i.instanceId, live);
+      throw err;
+    }
     await repositories(this.#o.db).instances.update(i.instanceId, {
       state: 'terminated',
       statusMessage: 'Terminated.',

@@ -138,6 +138,30 @@ test('LaunchApp boots each server from its image in launch order; TerminateApp l
   await waitForConsole(firstUp!.instanceId, 'two');
   await waitForConsole(secondUp!.instanceId, 'one');
 
+  // One instance stopped and started again: a second boot of the same overlay; the other runs on.
+  const env = {
+    FERRY_ENDPOINT: server!.url,
+    FERRY_ACCESS_KEY_FILE: join(server!.dataDir, 'admin-credentials.json'),
+  };
+  const boots = async (id: string) =>
+    (await ferry(['instances', 'console', id, '--data-dir', server!.dataDir])).stdout.split(
+      'FERRY-BOOT-MARKER: two',
+    ).length - 1;
+  const before = await boots(firstUp!.instanceId);
+  let r = await ferry(['instances', 'stop', firstUp!.instanceId, '--json'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { state: string }[])[0]!.state, 'stopped');
+  assert.equal((await instances()).find((i) => i.instanceId === firstUp!.instanceId)!.state, 'stopped');
+  r = await ferry(['instances', 'start', firstUp!.instanceId], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /running/);
+  for (let i = 0; i < 240 && (await boots(firstUp!.instanceId)) <= before; i++)
+    await new Promise((res) => setTimeout(res, 1000));
+  assert.ok((await boots(firstUp!.instanceId)) > before, 'the restarted instance booted again');
+  r = await ferry(['instances', 'start', 'i-00000000000000000'], { env });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /FERRY_INVALID_ARGUMENT|no instance/);
+
   await sms.terminateApp({ appId });
   summary = (await sms.getApp({ appId })).appSummary!;
   assert.equal(summary.launchStatus, 'TERMINATED', summary.launchStatusMessage);

@@ -3,16 +3,44 @@
  * [--data-dir DIR]`: the instances LaunchApp started on this machine (docs/launch.md), read
  * from the server's data directory, also while the server runs. The console is the
  * instance's serial log so far (its last MiB).
+ *
+ * `ferry instances stop|start|terminate ID... [--endpoint URL]` go through the running
+ * server (StopInstances / StartInstances / TerminateInstances): it owns the QEMU processes
+ * and the image exports they boot from.
  */
 import { InvalidArgumentError } from '../../errors/index.js';
+import { CLIENT_OPTIONS, CLIENT_USAGE } from '../remote/connection.js';
+import { withRemote } from '../remote/session.js';
 import { needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
 import { DATA_DIR_OPTIONS, iso, withControl } from './keys-common.js';
 
-const USAGE = 'ferry instances list|console [INSTANCE_ID] [--data-dir DIR] [--database URL] [--json]';
+const USAGE =
+  'ferry instances list|console [INSTANCE_ID] [--data-dir DIR] [--database URL] [--json] | ferry instances stop|start|terminate ID... [--endpoint URL]';
+
+const REMOTE_VERBS = {
+  stop: 'StopInstances',
+  start: 'StartInstances',
+  terminate: 'TerminateInstances',
+} as const;
+const REMOTE_USAGE = `ferry instances stop|start|terminate INSTANCE_ID... ${CLIENT_USAGE}`;
 
 export async function instancesCommand(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
+  if (verb !== undefined && Object.hasOwn(REMOTE_VERBS, verb)) {
+    // Through the server: it owns the instances' QEMU processes and image exports.
+    const { values, positionals } = parse(rest, CLIENT_OPTIONS, REMOTE_USAGE);
+    if (positionals.length === 0) throw new InvalidArgumentError(`give instance ids\nusage: ${REMOTE_USAGE}`);
+    return withRemote(values, async (remote) => {
+      const { instances } = await remote.ferry<{ instances: { instanceId: string; state: string }[] }>(
+        REMOTE_VERBS[verb as keyof typeof REMOTE_VERBS],
+        { instanceIds: positionals },
+      );
+      if (values.json) writeJson(instances);
+      else for (const i of instances) process.stdout.write(`${i.instanceId}  ${i.state}\n`);
+      return 0;
+    });
+  }
   const { values, positionals } = parse(rest, DATA_DIR_OPTIONS, USAGE);
   if (verb === 'list') {
     needPositionals(positionals, 0, USAGE);

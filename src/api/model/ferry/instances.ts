@@ -1,7 +1,12 @@
 /** Instances this server launched (LaunchApp), as `ferry instances` shows them. */
 import type { FerryArea } from './index.js';
 
-const ERRORS = ['UnauthorizedOperationException', 'InvalidParameterException', 'InternalError'];
+const ERRORS = [
+  'UnauthorizedOperationException',
+  'InvalidParameterException',
+  'OperationNotPermittedException',
+  'InternalError',
+];
 
 export const shapes: FerryArea['shapes'] = {
   FerryInstance: {
@@ -28,9 +33,20 @@ export const shapes: FerryArea['shapes'] = {
     required: ['instanceId'],
   },
   GetInstanceConsoleResponse: { type: 'structure', members: { instanceId: 'string', output: 'string' } },
+  FerryInstanceIds: { type: 'list', member: 'string', min: 1, max: 100 },
+  FerryInstancesRequest: {
+    type: 'structure',
+    members: { instanceIds: 'FerryInstanceIds' },
+    required: ['instanceIds'],
+  },
+  FerryInstancesResponse: { type: 'structure', members: { instances: 'FerryInstanceList' } },
 };
 
 export const operations: FerryArea['operations'] = {
   ListInstances: ['ListInstancesRequest', 'ListInstancesResponse', ERRORS],
   GetInstanceConsole: ['GetInstanceConsoleRequest', 'GetInstanceConsoleResponse', ERRORS],
+  // EC2's names: each acts on every instance given, in order, and answers their new records.
+  StopInstances: ['FerryInstancesRequest', 'FerryInstancesResponse', ERRORS],
+  StartInstances: ['FerryInstancesRequest', 'FerryInstancesResponse', ERRORS],
+  TerminateInstances: ['FerryInstancesRequest', 'FerryInstancesResponse', ERRORS],
 };
