@@ -4,6 +4,8 @@
  *
  *   ferry apps lifecycle APP_ID                       state, servers, instances, history
  *   ferry apps template APP_ID [--yaml] [--change-set] GenerateTemplate, then prints it
+ *   ferry apps plan APP_ID                            the app as a launch plan (app-plan.ts)
+ *   ferry apps launch --plan FILE [--test | --cutover] [--wait]   replays a plan here
  *   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive
  *              (APP_ID | --wave NAME) [--wait] [--no-final-replication]
  *   ferry waves [list]                                waves and their apps' states
@@ -12,12 +14,14 @@
  * --wait follows a test launch or cutover to its end, printing each new status message;
  * it exits 0 when the app reached the state the action aims at, FERRY_LIFECYCLE_FAILED otherwise.
  */
-import { InvalidArgumentError, LifecycleFailedError } from '../../errors/index.js';
+import { open } from 'node:fs/promises';
+import { InvalidArgumentError, LifecycleFailedError, toFerryError } from '../../errors/index.js';
 import { needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
 import { CLIENT_OPTIONS, CLIENT_USAGE } from '../remote/connection.js';
 import { withRemote, type Remote } from '../remote/session.js';
 import { cell, renderTable, tableTime } from '../table.js';
+import { MAX_PLAN_BYTES, parsePlan, planOf, replayPlan } from './app-plan.js';
 
 const ACTIONS = {
   test: ['StartTest', 'TEST_IN_PROGRESS'],
@@ -31,7 +35,7 @@ const ACTIONS = {
 } as const;
 
 const USAGE =
-  `ferry apps lifecycle|template APP_ID | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
+  `ferry apps lifecycle|template|plan APP_ID | ferry apps launch --plan FILE [--test|--cutover] | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
   `[--wait] [--no-final-replication] ${CLIENT_USAGE}`;
 const WAVES_USAGE = `ferry waves [list | assign NAME APP_ID...] ${CLIENT_USAGE}`;
 
@@ -41,6 +45,9 @@ const OPTIONS = {
   wait: { type: 'boolean' },
   'no-final-replication': { type: 'boolean' },
   yaml: { type: 'boolean' },
+  plan: { type: 'string' },
+  test: { type: 'boolean' },
+  cutover: { type: 'boolean' },
   'change-set': { type: 'boolean' },
 } as const;
 
@@ -68,6 +75,39 @@ export async function appsCommand(argv: string[]): Promise<number> {
       const l = await remote.ferry<Lifecycle>('GetAppLifecycle', { appId });
       if (values.json) writeJson(l);
       else process.stdout.write(render(l));
+      return 0;
+    });
+  }
+  if (verb === 'plan') {
+    const [appId] = needPositionals(rest, 1, USAGE) as [string];
+    return withRemote(values, async (remote) => {
+      writeJson(await planOf(remote, appId));
+      return 0;
+    });
+  }
+  if (verb === 'launch') {
+    needPositionals(rest, 0, USAGE);
+    if (!values.plan) throw new InvalidArgumentError(`give --plan FILE\nusage: ${USAGE}`);
+    if (values.test && values.cutover) throw new InvalidArgumentError('--test or --cutover, not both');
+    const plan = parsePlan(await readPlan(values.plan), values.plan);
+    const mode = values.test ? 'test' : values.cutover ? 'cutover' : 'launch';
+    return withRemote(values, async (remote) => {
+      const { appId } = await replayPlan(remote, plan, mode);
+      if (!values.wait) {
+        if (values.json) writeJson({ appId, mode });
+        else process.stdout.write(`${appId}  ${mode} started\n`);
+        return 0;
+      }
+      if (mode === 'launch') {
+        const status = await followLaunch(remote, appId, !values.json);
+        if (values.json) writeJson({ appId, launchStatus: status });
+        if (status !== 'LAUNCHED') throw new LifecycleFailedError(`${appId} is ${status}`);
+        return 0;
+      }
+      const l = await follow(remote, appId, !values.json);
+      if (values.json) writeJson(l);
+      const aim = mode === 'test' ? 'TEST_IN_PROGRESS' : 'CUTOVER_COMPLETE';
+      if (l.state !== aim) throw new LifecycleFailedError(`${appId} is ${l.state}: ${l.statusMessage}`);
       return 0;
     });
   }
@@ -122,6 +162,36 @@ export async function appsCommand(argv: string[]): Promise<number> {
     }
     return apps.some((a) => a.errorCode) ? 1 : 0;
   });
+}
+
+/** Polls GetApp until the launch is no longer pending or in progress, printing each change. */
+async function followLaunch(remote: Remote, appId: string, print: boolean): Promise<string> {
+  let last = '';
+  for (;;) {
+    const app = (await remote.call((s, o) => s.getApp({ appId }, o))).appSummary;
+    const status = app?.launchStatus ?? 'UNKNOWN';
+    const line = `${appId}  ${status}  ${app?.launchStatusMessage ?? ''}`;
+    if (print && line !== last) process.stdout.write(`${cell(line, 200)}\n`);
+    last = line;
+    if (status !== 'LAUNCH_PENDING' && status !== 'LAUNCH_IN_PROGRESS') return status;
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+  }
+}
+
+async function readPlan(path: string): Promise<string> {
+  const fh = await open(path, 'r').catch((err: unknown) => {
+    throw toFerryError(err);
+  });
+  try {
+    const buf = Buffer.alloc(MAX_PLAN_BYTES + 1);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    if (bytesRead > MAX_PLAN_BYTES) {
+      throw new InvalidArgumentError(`${path}: a launch plan is at most ${MAX_PLAN_BYTES} bytes`, { path });
+    }
+    return buf.subarray(0, bytesRead).toString('utf8');
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Polls the app until no action of it is in progress, printing each new message. */
