@@ -11,6 +11,7 @@ PACKAGES=(
   awscli            # /usr/bin/aws 2.9.19: the unmodified `aws sms` CLI for API conformance tests
   time              # GNU time: peak RSS in benchmarks
   restic            # the reference tool of bench/store.ts (image store vs restic)
+  genisoimage       # cloud-init NoCloud seed ISOs of launched instances (user data, configure scripts)
   # ../shared/tools/boot (bootable test disks for replicate → launch end-to-end tests):
   syslinux syslinux-common mtools dosfstools fdisk cpio kmod xz-utils
 )

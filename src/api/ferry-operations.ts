@@ -39,5 +39,10 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     ListWaves: () => c.waves.listWaves(),
     // Stored templates (GenerateTemplate / GenerateChangeSet locations)
     GetTemplate: (i) => c.appLaunch.templateAt(as(i)),
+    // The local bucket of user data and configure scripts
+    PutObject: (i) => c.bucket().put(as(i)),
+    GetObject: (i) => c.bucket().getObject(as(i)),
+    DeleteObject: (i) => c.bucket().delete(as(i)),
+    ListObjects: (i) => c.bucket().list(as(i)),
   };
 }

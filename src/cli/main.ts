@@ -30,6 +30,7 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   instances: lazy(() => import('./commands/instances.js'), 'instancesCommand'),
   apps: lazy(() => import('./commands/apps.js'), 'appsCommand'),
   waves: lazy(() => import('./commands/apps.js'), 'wavesCommand'),
+  objects: lazy(() => import('./commands/objects.js'), 'objectsCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
     list: lazy(() => import('./commands/keys-list.js'), 'keysList'),
@@ -79,6 +80,7 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Fer
   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive (APP_ID | --wave W) [--wait]
   ferry waves [list | assign NAME APP_ID...]     apps migrated together
   ferry instances stop|start|terminate ID...     instances of this server's launches
+  ferry objects put|get|list|delete KEY [FILE]   the local bucket ferry-local (user data, scripts)
 
 image store (docs/store.md): --data-dir DIR (a server's data directory: DIR/store and DIR/store.key;
 the default when nothing else is given, like ferry server), or --repo DIR or FERRY_STORE_REPO with

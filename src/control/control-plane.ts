@@ -3,7 +3,7 @@
  * SMS operations to these services; the CLI uses the same services locally (keys).
  */
 import { repositories, type Database } from '../db/index.js';
-import { InvalidArgumentError } from '../errors/index.js';
+import { InvalidArgumentError, OperationNotPermittedError } from '../errors/index.js';
 import { AppLaunchService } from './app-launch.js';
 import { AppReplicationService } from './app-replication.js';
 import { AppValidationService } from './app-validation.js';
@@ -13,6 +13,7 @@ import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { InstanceQueries } from './instances.js';
+import { LocalObjects } from './objects.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { Waves, type WaveOutcome } from './lifecycle/waves.js';
 import { LaunchService } from './launches.js';
@@ -35,6 +36,8 @@ export interface ControlPlaneOptions {
    * makes the server a launch host: LaunchApp boots images here; without, LaunchApp is refused.
    */
   readonly instancesDir?: string;
+  /** Where the local bucket keeps user data and scripts (DATA_DIR/objects). */
+  readonly objectsDir?: string;
   /** Lifecycle timing (tests poll faster). */
   readonly lifecycle?: { readonly pollMs?: number; readonly finalReplicationTimeoutMs?: number };
 }
@@ -58,6 +61,8 @@ export class ControlPlane {
   readonly appLaunch: AppLaunchService;
   readonly appValidation: AppValidationService;
   readonly instances: InstanceQueries;
+  /** The local bucket (`ferry-local`) of user data and configure scripts. */
+  readonly objects: LocalObjects | undefined;
   readonly lifecycle: LifecycleService;
   readonly waves: Waves;
   readonly store: Repository | undefined;
@@ -84,6 +89,7 @@ export class ControlPlane {
       store ? async () => (await store.listSlots()).map((s) => s.id) : undefined,
     );
     this.apps = new AppService(o.db, this.clock);
+    this.objects = o.objectsDir ? new LocalObjects(o.objectsDir) : undefined;
     this.appReplication = new AppReplicationService(o.db, this.clock, this.jobs);
     this.launches =
       store && o.instancesDir
@@ -92,6 +98,7 @@ export class ControlPlane {
             clock: this.clock,
             store,
             instancesDir: o.instancesDir,
+            ...(this.objects ? { objects: this.objects } : {}),
             ...(o.log ? { log: o.log } : {}),
           })
         : undefined;
@@ -117,6 +124,13 @@ export class ControlPlane {
       if (launched.some((i) => i.state !== 'terminated')) await this.launches.terminateApp(input.appId);
     }
     return this.apps.deleteApp({ appId: input.appId });
+  }
+
+  /** The local bucket, or a refusal when this control plane has none. */
+  bucket(): LocalObjects {
+    if (!this.objects)
+      throw new OperationNotPermittedError('this server has no local bucket (no data directory)');
+    return this.objects;
   }
 
   /** One lifecycle action on an app, or on every app of a wave (exactly one of the two). */

@@ -15,26 +15,44 @@ import { join } from 'node:path';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
 import {
   InstanceStateError,
+  InvalidArgumentError,
   NotFoundError,
   OperationNotPermittedError,
   toFerryError,
 } from '../errors/index.js';
-import { launchInstance, newInstanceId, type Instance } from '../launch/index.js';
+import { launchInstance, newInstanceId, type Instance, type ScriptType } from '../launch/index.js';
 import { openImageDisk, type Repository } from '../store/index.js';
 import type { Disk } from '../disk/index.js';
 import type { AppBody, AppLaunchState } from './apps.js';
 import { requireApp } from './apps.js';
 import type { Clock } from './clock.js';
+import type { LocalObjects, S3LocationInput } from './objects.js';
 
 interface LaunchServer {
   readonly serverId: string;
   readonly logicalId?: string;
   readonly instanceType?: string;
+  readonly userData?: { readonly s3Location?: S3LocationInput };
+  readonly configureScript?: S3LocationInput;
+  readonly configureScriptType?: string;
+}
+
+/** What an instance reads at first boot (a NoCloud seed), resolved when LaunchApp is called. */
+interface BootFiles {
+  readonly userData?: Buffer;
+  readonly configureScript?: { readonly type: ScriptType; readonly body: Buffer };
 }
 interface LaunchGroup {
   readonly serverGroupId: string;
   readonly launchOrder?: number;
   readonly servers: readonly LaunchServer[];
+}
+
+interface LaunchStep {
+  readonly group: LaunchGroup;
+  readonly server: LaunchServer;
+  readonly imageId: string;
+  readonly boot: BootFiles;
 }
 
 /** What a launch is for: a plain LaunchApp, or the lifecycle's test or cutover launch. */
@@ -52,6 +70,8 @@ export interface LaunchServiceOptions {
   readonly store: Repository;
   /** Where instance directories go (DATA_DIR/instances). */
   readonly instancesDir: string;
+  /** The local bucket user data and configure scripts are read from. */
+  readonly objects?: LocalObjects;
   readonly log?: { warn(obj: object, msg: string): void };
 }
 
@@ -85,7 +105,7 @@ export class LaunchService {
     if (busy === 'LAUNCH_PENDING' || busy === 'LAUNCH_IN_PROGRESS' || busy === 'LAUNCHED') {
       throw new OperationNotPermittedError(`application ${appId} is already ${busy}; terminate it first`);
     }
-    const plan: { group: LaunchGroup; server: LaunchServer; imageId: string }[] = [];
+    const plan: LaunchStep[] = [];
     const groups = [...config.groups].sort((a, b) => (a.launchOrder ?? 1e9) - (b.launchOrder ?? 1e9));
     for (const group of groups) {
       for (const server of group.servers) {
@@ -95,7 +115,7 @@ export class LaunchService {
             `server ${server.serverId} of application ${appId} has no replicated image yet; replicate it first`,
           );
         }
-        plan.push({ group, server, imageId });
+        plan.push({ group, server, imageId, boot: await this.#bootFiles(server) });
       }
     }
     await this.#setState(appId, {
@@ -243,7 +263,7 @@ export class LaunchService {
   async #launch(
     appId: string,
     appName: string,
-    plan: readonly { group: LaunchGroup; server: LaunchServer; imageId: string }[],
+    plan: readonly LaunchStep[],
     purpose: LaunchPurpose,
   ): Promise<void> {
     const r = repositories(this.#o.db);
@@ -254,7 +274,7 @@ export class LaunchService {
       instanceIds: [],
       purpose,
     });
-    for (const { group, server, imageId } of plan) {
+    for (const { group, server, imageId, boot } of plan) {
       const id = newInstanceId();
       const type = server.instanceType ?? DEFAULT_INSTANCE_TYPE;
       const now = this.#o.clock.now();
@@ -278,7 +298,15 @@ export class LaunchService {
         const name = `${appName}-${server.logicalId ?? server.serverId}`
           .replace(/[^A-Za-z0-9._-]/g, '-')
           .slice(0, 64);
-        const instance = await launchInstance({ id, dir: record.dir, name, disk: disks, type });
+        const seeded = boot.userData !== undefined || boot.configureScript !== undefined;
+        const instance = await launchInstance({
+          id,
+          dir: record.dir,
+          name,
+          disk: disks,
+          type,
+          ...(seeded ? { seed: { instanceId: id, hostname: name, ...boot } } : {}),
+        });
         this.#live.set(id, instance);
         this.#watchExit(id, instance);
         await r.instances.update(id, {
@@ -319,6 +347,24 @@ export class LaunchService {
       latestLaunchTime: this.#o.clock.now(),
       purpose,
     });
+  }
+
+  /** The server's user data and configure script from the local bucket (refused if missing). */
+  async #bootFiles(server: LaunchServer): Promise<BootFiles> {
+    const want = server.userData?.s3Location ?? server.configureScript;
+    if (!want) return {};
+    const objects = this.#o.objects;
+    if (!objects) throw new OperationNotPermittedError('this launch host has no local bucket for user data');
+    const type = server.configureScriptType ?? 'SHELL_SCRIPT';
+    if (type !== 'SHELL_SCRIPT' && type !== 'POWERSHELL_SCRIPT') {
+      throw new InvalidArgumentError(`configureScriptType ${type} is not SHELL_SCRIPT or POWERSHELL_SCRIPT`);
+    }
+    return {
+      ...(server.userData?.s3Location ? { userData: await objects.get(server.userData.s3Location) } : {}),
+      ...(server.configureScript
+        ? { configureScript: { type, body: await objects.get(server.configureScript) } }
+        : {}),
+    };
   }
 
   /** Every disk of an image, opened for reading (the instance owns and closes them). */

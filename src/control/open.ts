@@ -93,6 +93,7 @@ async function openLocked(
     db,
     masterKey,
     ...(store ? { store, instancesDir: join(dir.root, 'instances') } : {}),
+    objectsDir: join(dir.root, 'objects'),
   });
   return {
     control,

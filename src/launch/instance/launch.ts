@@ -31,6 +31,7 @@ import { validateLaunch, type LaunchOptions } from './options.js';
 import { createOverlay } from './overlay.js';
 import { qemuArgs } from './qemu-args.js';
 import { startQemu } from './qemu-process.js';
+import { buildSeed } from './seed.js';
 
 export interface LaunchInstanceOptions extends LaunchOptions {
   /** NBD server events (a client rejected, a disk read failed: the guest saw EIO). */
@@ -46,6 +47,7 @@ export function instanceFiles(dir: string, disks: number) {
     pidFile: join(dir, 'qemu.pid'),
     consoleLog: join(dir, 'console.log'),
     efiVars: join(dir, 'efivars.fd'),
+    seed: join(dir, 'seed.iso'),
   };
 }
 
@@ -90,7 +92,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
     res.createdDir = (await mkdir(req.dir, { recursive: true, mode: 0o700 })) !== undefined;
     // QMP is full control of the VM and its socket takes the umask: keep the directory private.
     await chmod(req.dir, 0o700);
-    const all = [...f.overlays, f.nbdSocket, f.qmpSocket, f.pidFile, f.consoleLog, f.efiVars];
+    const all = [...f.overlays, f.nbdSocket, f.qmpSocket, f.pidFile, f.consoleLog, f.efiVars, f.seed];
     for (const p of all) {
       if (await exists(p))
         throw new LaunchDirInUseError(`${req.dir} already holds an instance (${p})`, { path: p });
@@ -110,6 +112,11 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
       ),
     );
     if (ovmf) await copyFile(ovmf.vars, f.efiVars);
+    let seedIso = req.seedIso;
+    if (options.seed) {
+      res.files.push(f.seed);
+      seedIso = await buildSeed(req.dir, options.seed);
+    }
 
     const args = qemuArgs({
       name: req.name,
@@ -120,7 +127,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
       bus: req.bus,
       nic: req.nic,
       mac: req.mac,
-      seedIso: req.seedIso,
+      seedIso,
       uefi: ovmf ? { code: ovmf.code, vars: f.efiVars } : undefined,
       consoleLog: f.consoleLog,
       qmpSocket: f.qmpSocket,

@@ -2,6 +2,7 @@
  * What a caller may ask of an instance, and its validation. Everything here is checked
  * before anything is created on the host, so a refused launch leaves nothing behind.
  */
+import type { SeedContent } from './seed.js';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Disk } from '../../disk/index.js';
@@ -42,6 +43,8 @@ export interface LaunchOptions {
   readonly mac?: string;
   /** A cloud-init NoCloud seed ISO (label "cidata"), attached as a read-only CD-ROM. */
   readonly seedIso?: string;
+  /** Or the seed's content: built into DIR/seed.iso (seed.ts) and removed with the instance. */
+  readonly seed?: SeedContent;
   /** Default bios (SeaBIOS). uefi needs OVMF on the host. */
   readonly firmware?: Firmware;
   /** OVMF files when not in a standard location. */
@@ -137,6 +140,7 @@ export function validateLaunch(o: LaunchOptions): LaunchRequest {
   if (firmware !== 'bios' && firmware !== 'uefi') bad(`unknown firmware "${String(firmware)}" (bios, uefi)`);
   if (o.seedIso !== undefined && (typeof o.seedIso !== 'string' || o.seedIso === ''))
     bad('seedIso must be a path');
+  if (o.seedIso !== undefined && o.seed !== undefined) bad('give seedIso or seed, not both');
   const startTimeoutMs = o.startTimeoutMs ?? 30_000;
   if (!Number.isSafeInteger(startTimeoutMs) || startTimeoutMs < 1 || startTimeoutMs > MAX_START_TIMEOUT_MS) {
     bad(`startTimeoutMs must be 1–${MAX_START_TIMEOUT_MS}`, { startTimeoutMs });

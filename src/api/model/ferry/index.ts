@@ -12,6 +12,7 @@
 import type { ModelShape } from '../types.js';
 import * as instances from './instances.js';
 import * as lifecycle from './lifecycle.js';
+import * as objects from './objects.js';
 import * as templates from './templates.js';
 
 export const FERRY_TARGET_PREFIX = 'Ferry_20261124';
@@ -24,4 +25,4 @@ export interface FerryArea {
 }
 
 /** Every area of the extension API; a new area adds one line here. */
-export const FERRY_AREAS: readonly FerryArea[] = [instances, lifecycle, templates];
+export const FERRY_AREAS: readonly FerryArea[] = [instances, lifecycle, templates, objects];
