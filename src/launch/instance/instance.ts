@@ -18,6 +18,7 @@ import { DEFAULT_CONSOLE_READ_BYTES, type ConsoleLog } from './console-log.js';
 import type { Accelerator } from './host.js';
 import type { DiskBus, Firmware, NicModel } from './options.js';
 import type { QemuProcess } from './qemu-process.js';
+import { streamBackings, type StreamProgress } from './materialize.js';
 import { QmpConnection } from './qmp.js';
 
 export type InstanceState = 'starting' | 'running' | 'stopping' | 'stopped' | 'terminated';
@@ -57,16 +58,18 @@ export interface InstanceResources {
   createdDir: boolean;
   /** Files to delete (overlays, pid file, UEFI variables, sockets). */
   readonly files: string[];
-  nbd?: NbdServer;
+  nbd?: NbdServer | undefined;
   console?: ConsoleLog;
   readonly disks: readonly Disk[];
+  /** materialize() closed the disks already. */
+  disksReleased?: boolean;
 }
 
 /** Releases everything; collects failures instead of stopping at the first. */
 export async function releaseResources(res: InstanceResources, keepConsoleLog: boolean): Promise<void> {
   const results = await Promise.allSettled([
     res.nbd?.close(),
-    ...res.disks.map((d) => d.close()),
+    ...(res.disksReleased ? [] : res.disks.map((d) => d.close())),
     ...res.files.map((f) => rm(f, { force: true })),
     keepConsoleLog ? res.console?.stop() : res.console?.remove(),
   ]);
@@ -107,6 +110,7 @@ export class Instance implements InstanceInfo {
   #stopping: Promise<InstanceExit> | undefined;
   #terminating: Promise<void> | undefined;
   #terminated = false;
+  #materialized = false;
 
   /** Made by launchInstance once QEMU answers on QMP. */
   constructor(
@@ -237,6 +241,35 @@ export class Instance implements InstanceInfo {
     } finally {
       q.close();
     }
+  }
+
+  /** Every disk's data is in its overlay: the instance no longer reads the image (materialize()). */
+  get materialized(): boolean {
+    return this.#materialized;
+  }
+
+  /**
+   * Copies what the overlays still read from the image into them while the guest runs,
+   * then stops serving the image (NBD server closed, image disks released): from then on
+   * the instance needs neither the store nor this process. A stopped instance is started
+   * for it and stopped again. Idempotent.
+   */
+  async materialize(
+    o: { onProgress?: (p: StreamProgress) => void; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (this.#materialized) return;
+    if (this.#terminated || this.#terminating) {
+      throw new InstanceStateError(`instance ${this.id} is terminated`, { instanceId: this.id });
+    }
+    const wasStopped = this.#exit !== undefined;
+    if (wasStopped) await this.start();
+    await streamBackings(this, o);
+    this.#materialized = true;
+    if (wasStopped) await this.stop({ timeoutMs: 0 });
+    // The image is no longer read: release it (a later start boots the standalone overlays).
+    await Promise.allSettled([this.#res.nbd?.close(), ...this.#res.disks.map((d) => d.close())]);
+    this.#res.nbd = undefined;
+    this.#res.disksReleased = true;
   }
 
   /**

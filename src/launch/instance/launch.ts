@@ -32,6 +32,7 @@ import { createOverlay } from './overlay.js';
 import { qemuArgs } from './qemu-args.js';
 import { startQemu } from './qemu-process.js';
 import { buildSeed } from './seed.js';
+import { MATERIALIZED_MARKER } from './materialize.js';
 
 export interface LaunchInstanceOptions extends LaunchOptions {
   /** NBD server events (a client rejected, a disk read failed: the guest saw EIO). */
@@ -48,6 +49,7 @@ export function instanceFiles(dir: string, disks: number) {
     consoleLog: join(dir, 'console.log'),
     efiVars: join(dir, 'efivars.fd'),
     seed: join(dir, 'seed.iso'),
+    materialized: join(dir, MATERIALIZED_MARKER),
   };
 }
 
@@ -92,13 +94,22 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
     res.createdDir = (await mkdir(req.dir, { recursive: true, mode: 0o700 })) !== undefined;
     // QMP is full control of the VM and its socket takes the umask: keep the directory private.
     await chmod(req.dir, 0o700);
-    const all = [...f.overlays, f.nbdSocket, f.qmpSocket, f.pidFile, f.consoleLog, f.efiVars, f.seed];
+    const all = [
+      ...f.overlays,
+      f.nbdSocket,
+      f.qmpSocket,
+      f.pidFile,
+      f.consoleLog,
+      f.efiVars,
+      f.seed,
+      f.materialized,
+    ];
     for (const p of all) {
       if (await exists(p))
         throw new LaunchDirInUseError(`${req.dir} already holds an instance (${p})`, { path: p });
     }
     // From here on, every name above is ours to remove.
-    res.files.push(...f.overlays, f.nbdSocket, f.qmpSocket, f.pidFile, f.efiVars);
+    res.files.push(...f.overlays, f.nbdSocket, f.qmpSocket, f.pidFile, f.efiVars, f.materialized);
     res.console = new ConsoleLog(f.consoleLog);
 
     res.nbd = await NbdServer.listen({
