@@ -193,6 +193,40 @@ export class LaunchService {
     return (await repositories(this.#o.db).instances.get(instanceId))!;
   }
 
+  /**
+   * Streams the image into each live instance of the app (Instance.materialize), so they
+   * no longer depend on the store or on this process; `onProgress` gets the fraction done.
+   */
+  async materializeApp(appId: string, onProgress?: (fraction: number) => void): Promise<string[]> {
+    const live = (await repositories(this.#o.db).instances.forApp(appId))
+      .map((i) => [i.instanceId, this.#live.get(i.instanceId)] as const)
+      .filter((x): x is readonly [string, Instance] => x[1] !== undefined);
+    const progress = new Map<string, { done: number; total: number }>();
+    await Promise.all(
+      live.map(async ([id, inst]) => {
+        await inst.materialize({
+          onProgress: (p) => {
+            progress.set(id, p);
+            const done = [...progress.values()].reduce((n, x) => n + x.done, 0);
+            const total = [...progress.values()].reduce((n, x) => n + x.total, 0);
+            onProgress?.(total > 0 ? done / total : 0);
+          },
+        });
+        await this.#record(
+          id,
+          inst.state === 'running' ? 'running' : 'stopped',
+          'Running standalone (image streamed in).',
+        );
+      }),
+    );
+    return live.map(([id]) => id);
+  }
+
+  /** Whether the instance holds all its data (materialised), as far as this host knows. */
+  isMaterialized(instanceId: string): boolean | undefined {
+    return this.#live.get(instanceId)?.materialized;
+  }
+
   async #liveInstance(instanceId: string): Promise<Instance> {
     const rec = await repositories(this.#o.db).instances.get(instanceId);
     if (!rec) throw new NotFoundError(`no instance ${instanceId}`, { resource: 'instance', instanceId });

@@ -63,6 +63,7 @@ interface Lifecycle {
   launchPurpose?: string;
   servers?: { serverId: string; latestImageId?: string; instanceId?: string; instanceState?: string }[];
   cutover?: { finalReplicationMs?: number; launchMs?: number; totalMs?: number };
+  streaming?: { percentDone: number; done: boolean; error?: string };
   history?: { state: string; message: string; time: number }[];
 }
 
@@ -199,10 +200,14 @@ async function follow(remote: Remote, appId: string, print: boolean): Promise<Li
   let last = '';
   for (;;) {
     const l = await remote.ferry<Lifecycle>('GetAppLifecycle', { appId });
-    const line = `${appId}  ${l.state}  ${l.statusMessage}`;
-    if (print && line !== last) process.stdout.write(`${cell(line, 200)}\n`);
+    const streaming = l.streaming && !l.streaming.done && !l.streaming.error ? l.streaming : undefined;
+    const line =
+      `${appId}  ${l.state}  ${l.statusMessage}` +
+      (streaming ? `  (instances taking their data from the image: ${streaming.percentDone} %)` : '');
+    if (print && line !== last) process.stdout.write(`${cell(line, 240)}\n`);
     last = line;
-    if (!l.actionInProgress) return l;
+    // A cutover is done when its instances stand alone (finalize needs it).
+    if (!l.actionInProgress && !streaming) return l;
     await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
   }
 }

@@ -178,6 +178,11 @@ for (const dialect of DIALECTS) {
         assert.equal(now.state, 'CUTOVER_COMPLETE', now.statusMessage);
         assert.equal(now.cutover?.finalReplicationMs, undefined);
 
+        for (let i = 0; i < 600 && !(await l()).streaming?.done; i++)
+          await new Promise((r) => setTimeout(r, 50));
+        now = await l();
+        assert.equal(now.streaming?.done, true, 'the cutover instances took in their image');
+        assert.ok(now.servers.every((x) => x.standalone === true));
         await s.control.lifecycle.finalizeCutover({ appId });
         now = await l();
         assert.equal(now.state, 'FINALIZED');

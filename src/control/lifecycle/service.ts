@@ -37,6 +37,8 @@ const BUSY_LAUNCH = new Set(['LAUNCH_PENDING', 'LAUNCH_IN_PROGRESS', 'TERMINATE_
 export class LifecycleService {
   readonly #o: LifecycleOptions;
   readonly #work = new Map<string, Promise<void>>();
+  /** Cutover instances streaming their image in (by app), for finalize and the view. */
+  readonly #streaming = new Map<string, { fraction: number; error: string | undefined; done: boolean }>();
   readonly #stop = new AbortController();
 
   constructor(o: LifecycleOptions) {
@@ -65,9 +67,15 @@ export class LifecycleService {
           serverId: s.serverId,
           ...(s.imageId ? { latestImageId: s.imageId } : {}),
           ...(i ? { instanceId: i.instanceId, instanceState: i.state } : {}),
+          ...(i && this.#o.launcher?.isMaterialized(i.instanceId) !== undefined
+            ? { standalone: this.#o.launcher.isMaterialized(i.instanceId) }
+            : {}),
         };
       }),
       ...(body.lifecycle?.cutover ? { cutover: body.lifecycle.cutover } : {}),
+      ...(this.#streaming.has(app.appId)
+        ? { streaming: streamingView(this.#streaming.get(app.appId)!) }
+        : {}),
       history: body.lifecycle?.history ?? [],
     };
   }
@@ -195,6 +203,7 @@ export class LifecycleService {
           launchMs: t2 - t1,
           totalMs: t2 - t0,
         };
+        this.#afterCutover(app.appId, launcher);
         await this.#move(
           app.appId,
           'CUTOVER_COMPLETE',
@@ -212,11 +221,27 @@ export class LifecycleService {
     return { state: 'CUTOVER_IN_PROGRESS' };
   }
 
+  /**
+   * After the cutover launch: stream the images into the cutover instances so they stand
+   * alone (the store may prune the images, the server may restart). Finalize waits for it.
+   */
+  #afterCutover(appId: string, launcher: LaunchService): void {
+    const state = { fraction: 0, error: undefined as string | undefined, done: false };
+    this.#streaming.set(appId, state);
+    void launcher
+      .materializeApp(appId, (f) => (state.fraction = f))
+      .then(
+        () => (state.done = true),
+        (err: unknown) => (state.error = toFerryError(err).message),
+      );
+  }
+
   /** Back from a completed cutover (the source still runs): cutover instances terminated. */
   async revertCutover(input: { appId: string }): Promise<{ state: LifecycleState }> {
     await this.#refuseBusy(input.appId);
     await this.#check(input.appId, 'RevertCutover');
     await this.#terminate(input.appId);
+    this.#streaming.delete(input.appId);
     await this.#move(
       input.appId,
       'READY_FOR_CUTOVER',
@@ -229,6 +254,14 @@ export class LifecycleService {
   /** The migration is done: replication stops (its jobs are deleted; images stay). */
   async finalizeCutover(input: { appId: string }): Promise<{ state: LifecycleState }> {
     await this.#check(input.appId, 'FinalizeCutover');
+    const streaming = this.#streaming.get(input.appId);
+    if (streaming && !streaming.done) {
+      throw new OperationNotPermittedError(
+        streaming.error
+          ? `the cutover instances could not take their data from the image (${streaming.error}); revert the cutover and cut over again`
+          : `the cutover instances are still taking their data from the image (${Math.floor(streaming.fraction * 100)} %); finalize when done`,
+      );
+    }
     const r = repositories(this.#o.db);
     const app = await requireApp(r, input.appId);
     const stopped: string[] = [];
@@ -360,6 +393,14 @@ export class LifecycleService {
       });
     this.#work.set(appId, work);
   }
+}
+
+function streamingView(s: { fraction: number; error: string | undefined; done: boolean }) {
+  return {
+    percentDone: s.done ? 100 : Math.floor(s.fraction * 100),
+    done: s.done,
+    ...(s.error ? { error: s.error } : {}),
+  };
 }
 
 function seconds(ms: number): string {

@@ -29,7 +29,14 @@ export const shapes: FerryArea['shapes'] = {
   GetAppLifecycleRequest: { type: 'structure', members: { appId: 'string' }, required: ['appId'] },
   FerryLifecycleServer: {
     type: 'structure',
-    members: { serverId: 'string', latestImageId: 'string', instanceId: 'string', instanceState: 'string' },
+    members: {
+      serverId: 'string',
+      latestImageId: 'string',
+      instanceId: 'string',
+      instanceState: 'string',
+      // The instance holds all its data (the image was streamed in); it needs no store.
+      standalone: 'boolean',
+    },
   },
   FerryLifecycleServerList: { type: 'list', member: 'FerryLifecycleServer' },
   FerryCutoverTimings: {
@@ -40,6 +47,10 @@ export const shapes: FerryArea['shapes'] = {
       launchMs: 'integer',
       totalMs: 'integer',
     },
+  },
+  FerryStreaming: {
+    type: 'structure',
+    members: { percentDone: 'integer', done: 'boolean', error: 'string' },
   },
   FerryLifecycleEntry: {
     type: 'structure',
@@ -58,6 +69,7 @@ export const shapes: FerryArea['shapes'] = {
       launchPurpose: 'string',
       servers: 'FerryLifecycleServerList',
       cutover: 'FerryCutoverTimings',
+      streaming: 'FerryStreaming',
       history: 'FerryLifecycleHistory',
     },
   },
