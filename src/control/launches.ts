@@ -20,7 +20,14 @@ import {
   OperationNotPermittedError,
   toFerryError,
 } from '../errors/index.js';
-import { launchInstance, newInstanceId, type Instance, type ScriptType } from '../launch/index.js';
+import {
+  adoptInstance,
+  launchInstance,
+  newInstanceId,
+  type AdoptedInstance,
+  type Instance as LaunchedInstance,
+  type ScriptType,
+} from '../launch/index.js';
 import { openImageDisk, type Repository } from '../store/index.js';
 import type { Disk } from '../disk/index.js';
 import type { AppBody, AppLaunchState } from './apps.js';
@@ -54,6 +61,9 @@ interface LaunchStep {
   readonly imageId: string;
   readonly boot: BootFiles;
 }
+
+/** An instance this process runs: launched here, or adopted from a previous process. */
+type Instance = LaunchedInstance | AdoptedInstance;
 
 /** What a launch is for: a plain LaunchApp, or the lifecycle's test or cutover launch. */
 export type LaunchPurpose = 'launch' | 'test' | 'cutover';
@@ -263,20 +273,52 @@ export class LaunchService {
     return live ? live.consoleText() : undefined;
   }
 
-  /** Terminates this process's instances (server shutdown) and waits for launches in flight. */
+  /**
+   * Server shutdown: waits for launches in flight, then terminates this process's
+   * instances — except standalone (materialised) running ones, which keep running and are
+   * adopted by the next process (recover()).
+   */
   async stop(): Promise<void> {
     await Promise.allSettled([...this.#work]);
     const r = repositories(this.#o.db);
     for (const i of await r.instances.all()) {
-      if (this.#live.has(i.instanceId)) await this.#terminate(i, 0).catch(() => undefined);
+      const live = this.#live.get(i.instanceId);
+      if (!live) continue;
+      if (live.materialized && live.state === 'running') {
+        live.detach();
+        this.#live.delete(i.instanceId);
+        await r.instances
+          .update(i.instanceId, {
+            statusMessage: 'Running standalone; its launch host process stopped (the next one adopts it).',
+            updatedAt: this.#o.clock.now(),
+          })
+          .catch(() => undefined);
+        continue;
+      }
+      await this.#terminate(i, 0).catch(() => undefined);
     }
   }
 
-  /** Instances a previous process left (it stopped or crashed): their image server is gone. */
+  /**
+   * Instances a previous process left (it stopped or crashed): standalone ones still
+   * running are adopted; the others lost their image server with it and are removed.
+   */
   async recover(): Promise<void> {
     const r = repositories(this.#o.db);
     for (const i of await r.instances.all()) {
       if (i.state === 'terminated' || this.#live.has(i.instanceId)) continue;
+      const adopted = await adoptInstance(i.instanceId, i.dir);
+      if (adopted) {
+        this.#live.set(i.instanceId, adopted);
+        this.#watchExit(i.instanceId, adopted);
+        await r.instances.update(i.instanceId, {
+          state: 'running',
+          statusMessage: 'Running standalone (adopted after a restart of the launch host).',
+          pid: adopted.pid,
+          updatedAt: this.#o.clock.now(),
+        });
+        continue;
+      }
       if (i.pid) {
         try {
           process.kill(i.pid, 'SIGKILL');

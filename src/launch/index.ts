@@ -32,4 +32,5 @@ export {
   type NicModel,
 } from './instance/options.js';
 export { userData, MAX_SEED_PART_BYTES, type SeedContent, type ScriptType } from './instance/seed.js';
+export { adoptInstance, AdoptedInstance } from './instance/adopt.js';
 export { OVMF_CANDIDATES, detectAccelerator, type Accelerator, type OvmfPaths } from './instance/host.js';

@@ -264,6 +264,12 @@ export class LifecycleService {
     }
     const r = repositories(this.#o.db);
     const app = await requireApp(r, input.appId);
+    const live = (await r.instances.forApp(app.appId)).filter((i) => i.state !== 'terminated');
+    if (live.length === 0 || live.some((i) => this.#o.launcher?.isMaterialized(i.instanceId) !== true)) {
+      throw new OperationNotPermittedError(
+        `application ${app.appId} has no standalone cutover instances to finalize (they ended before taking in their images, e.g. in a restart); revert the cutover and cut over again`,
+      );
+    }
     const stopped: string[] = [];
     for (const serverId of (app.body as AppBody).serverGroups.flatMap((g) => g.serverIds)) {
       for (const job of await r.jobs.forServer(serverId, [

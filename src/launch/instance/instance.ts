@@ -273,6 +273,15 @@ export class Instance implements InstanceInfo {
   }
 
   /**
+   * Leaves QEMU running and lets this process forget it (a materialised instance that
+   * outlives its launch host process; the next one adopts it, adopt.ts).
+   */
+  detach(): void {
+    this.#console.stop();
+    this.#child.unref();
+  }
+
+  /**
    * Stops the guest: ACPI power button (QMP system_powerdown), and if it has not powered
    * off within `timeoutMs`, SIGTERM (QEMU closes its images cleanly), then SIGKILL.
    * Resolves how QEMU exited. The overlay and the NBD server stay (terminate removes them).

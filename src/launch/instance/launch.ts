@@ -14,7 +14,7 @@
  * with a coded error (FERRY_LAUNCH_FAILED carries QEMU's stderr).
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmod, copyFile, lstat, mkdir, stat } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   FerryError,
@@ -50,6 +50,8 @@ export function instanceFiles(dir: string, disks: number) {
     efiVars: join(dir, 'efivars.fd'),
     seed: join(dir, 'seed.iso'),
     materialized: join(dir, MATERIALIZED_MARKER),
+    qemuLog: join(dir, 'qemu.log'),
+    qemuArgs: join(dir, 'qemu.json'),
   };
 }
 
@@ -103,13 +105,24 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
       f.efiVars,
       f.seed,
       f.materialized,
+      f.qemuLog,
+      f.qemuArgs,
     ];
     for (const p of all) {
       if (await exists(p))
         throw new LaunchDirInUseError(`${req.dir} already holds an instance (${p})`, { path: p });
     }
     // From here on, every name above is ours to remove.
-    res.files.push(...f.overlays, f.nbdSocket, f.qmpSocket, f.pidFile, f.efiVars, f.materialized);
+    res.files.push(
+      ...f.overlays,
+      f.nbdSocket,
+      f.qmpSocket,
+      f.pidFile,
+      f.efiVars,
+      f.materialized,
+      f.qemuLog,
+      f.qemuArgs,
+    );
     res.console = new ConsoleLog(f.consoleLog);
 
     res.nbd = await NbdServer.listen({
@@ -147,10 +160,21 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
     });
     const prepareMs = performance.now() - started;
     res.console.start();
+    // What a restarted launch host needs to boot an adopted instance again (adopt.ts).
+    await writeFile(f.qemuArgs, JSON.stringify({ qemu, args, startTimeoutMs: req.startTimeoutMs }), {
+      mode: 0o600,
+    });
     const relaunch = () =>
-      startQemu(qemu, args, f.qmpSocket, req.startTimeoutMs, (c) => {
-        child = c;
-      });
+      startQemu(
+        qemu,
+        args,
+        f.qmpSocket,
+        req.startTimeoutMs,
+        (c) => {
+          child = c;
+        },
+        f.qemuLog,
+      );
     const { child: proc, exited } = await relaunch();
     const startMs = performance.now() - started - prepareMs;
     return new Instance(
