@@ -55,6 +55,10 @@ export class PostgresDatabase implements Database {
       connectionString: url,
       max: POOL_SIZE,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      // Idle connections stay open: at the default (10 s) a burst after a quiet spell pays
+      // PostgreSQL's fork and the re-preparation of statements, tens of milliseconds each
+      // (bench/api-latency.ts: p99 78–143 ms with it, see docs/benchmarks.md).
+      idleTimeoutMillis: 0,
       types,
     });
     // An idle client losing its connection must not crash the process.
@@ -72,6 +76,13 @@ export class PostgresDatabase implements Database {
       );
     }
     return new PostgresDatabase(pool, description);
+  }
+
+  async warm(): Promise<void> {
+    const clients = await Promise.all(
+      Array.from({ length: POOL_SIZE }, () => this.#pool.connect().catch(() => undefined)),
+    );
+    for (const c of clients) c?.release();
   }
 
   all<T extends Row = Row>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {

@@ -89,6 +89,9 @@ export class SqliteDatabase implements Database {
     });
   }
 
+  /** One embedded connection, open already. */
+  async warm(): Promise<void> {}
+
   async close(): Promise<void> {
     await this.#lock.run(() => {
       this.#statements.clear();

@@ -39,5 +39,11 @@ export interface Database extends SqlExecutor {
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Where the data lives, without credentials (for logs and `ferry server` output). */
   readonly description: string;
+  /**
+   * Opens the connections a busy server will need now rather than on its first burst of
+   * requests (a PostgreSQL connection costs a fork and statement preparation). No-op for
+   * embedded databases.
+   */
+  warm(): Promise<void>;
   close(): Promise<void>;
 }

@@ -177,6 +177,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     const actual = typeof address === 'object' && address ? address.port : port;
     const shown = host.includes(':') ? `[${host}]` : host;
     // Only one process may use the embedded SQLite database, so orphaned runs are ours.
+    await control.db.warm();
     control.startWorkers({ soleWorker: control.db.dialect === 'sqlite' });
     stops.unshift(() => control.stopWorkers());
     // Launch host: instances of a previous process lost their image server with it (with
