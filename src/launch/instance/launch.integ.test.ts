@@ -9,6 +9,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { storeImage } from '../../../test/helpers/launch.js';
 import { openDisk, type Disk } from '../../disk/index.js';
 import { openImageDisk, writeImage, type Repository } from '../../store/index.js';
 import { qemuImg, qemuIo, tempDir } from '../../../test/helpers/qemu.js';
@@ -18,6 +21,8 @@ import { rejectsWith } from '../../../test/helpers/errors.js';
 import { alive, missing } from '../../../test/helpers/leftovers.js';
 
 const TiB = 1024 ** 4;
+const run = promisify(execFile);
+const storeImageOf = async (data: Buffer) => (await storeImage(data)).open();
 let work: string;
 let repo: Repository;
 let bigId: string;
@@ -228,5 +233,27 @@ test('a directory holding an instance is refused and that instance is left alone
   assert.ok(!(await missing(inst.overlays[0]!)) && !(await missing(inst.nbdSocket)));
   await inst.terminate({ timeoutMs: 0 });
   assert.ok(!alive(inst.pid));
+  assert.ok(await missing(dir));
+});
+
+test('an instance on an existing tap device (kept down: nothing leaves this host)', async () => {
+  const ifname = `ferrytap${process.pid % 100000}`;
+  await run('ip', ['tuntap', 'add', 'dev', ifname, 'mode', 'tap']);
+  const img = await storeImageOf(Buffer.alloc(1024 * 1024));
+  const dir = join(work, 'tap');
+  const inst = await launchInstance({
+    dir,
+    name: 'tap-1',
+    disk: img,
+    type: 'custom:1x128',
+    network: `tap:${ifname}`,
+  });
+  try {
+    const info = (await inst.qmp('human-monitor-command', { 'command-line': 'info network' })) as string;
+    assert.match(info, new RegExp(`tap.*ifname=${ifname}`));
+  } finally {
+    await inst.terminate({ timeoutMs: 0 });
+    await run('ip', ['tuntap', 'del', 'dev', ifname, 'mode', 'tap']);
+  }
   assert.ok(await missing(dir));
 });

@@ -151,6 +151,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
       bus: req.bus,
       nic: req.nic,
       mac: req.mac,
+      network: req.network,
       seedIso,
       uefi: ovmf ? { code: ovmf.code, vars: f.efiVars } : undefined,
       consoleLog: f.consoleLog,

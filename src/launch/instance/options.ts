@@ -41,6 +41,13 @@ export interface LaunchOptions {
   readonly nic?: NicModel;
   /** Unicast MAC address (aa:bb:cc:dd:ee:ff); default 52:54:00 + 3 random bytes. */
   readonly mac?: string;
+  /**
+   * `user` (default: QEMU's user-mode NAT, no host setup) or `tap:IFNAME`, an existing tap
+   * device the host attached to a bridge (`ip tuntap add IFNAME mode tap; ip link set
+   * IFNAME master br0 up`): the instance is then on that network, reachable by its own IP.
+   * QEMU runs sandboxed without spawn, so it cannot run bridge helpers itself.
+   */
+  readonly network?: string;
   /** A cloud-init NoCloud seed ISO (label "cidata"), attached as a read-only CD-ROM. */
   readonly seedIso?: string;
   /** Or the seed's content: built into DIR/seed.iso (seed.ts) and removed with the instance. */
@@ -70,6 +77,7 @@ export interface LaunchRequest {
   readonly bus: DiskBus;
   readonly nic: NicModel;
   readonly mac: string;
+  readonly network: Network;
   readonly seedIso: string | undefined;
   readonly firmware: Firmware;
   readonly noReboot: boolean;
@@ -84,6 +92,21 @@ const MAX_SOCKET_PATH_BYTES = 107;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ID = /^i-[0-9a-f]{8,32}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+/** Linux interface names: at most 15 bytes (IFNAMSIZ − 1), no '/', ':', spaces or commas. */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export type Network = { readonly kind: 'user' } | { readonly kind: 'tap'; readonly ifname: string };
+
+/** `user` or `tap:IFNAME` → a Network, or a coded refusal. */
+export function parseNetwork(text: string | undefined): Network {
+  if (text === undefined || text === 'user') return { kind: 'user' };
+  const m = /^tap:(.*)$/.exec(text);
+  if (m && IFNAME.test(m[1]!)) return { kind: 'tap', ifname: m[1]! };
+  throw new InvalidArgumentError(
+    `network ${JSON.stringify(String(text).slice(0, 40))} is not "user" or "tap:IFNAME" (IFNAME: 1–15 of [A-Za-z0-9_.-])`,
+    { member: 'network' },
+  );
+}
 /** Start timeout bounds: QEMU starts in well under a second; minutes mean it hangs. */
 const MAX_START_TIMEOUT_MS = 10 * 60_000;
 
@@ -154,6 +177,7 @@ export function validateLaunch(o: LaunchOptions): LaunchRequest {
     bus,
     nic,
     mac,
+    network: parseNetwork(o.network),
     seedIso: o.seedIso === undefined ? undefined : resolve(o.seedIso),
     firmware,
     noReboot: o.noReboot ?? false,

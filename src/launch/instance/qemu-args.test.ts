@@ -134,3 +134,27 @@ test('launch options: defaults and validation before anything is created', () =>
   refused({ type: 'custom:0x1' }, 'FERRY_LAUNCH_INSTANCE_TYPE_INVALID');
   validateLaunch({ ...base, disk: Array.from({ length: 4 }, () => disk), bus: 'ide' });
 });
+
+test('network: user by default, an existing tap device when asked; anything else refused', () => {
+  assert.deepEqual(values(qemuArgs(plan({ network: { kind: 'tap', ifname: 'tap-web1' } })), '-nic'), [
+    'tap,ifname=tap-web1,script=no,downscript=no,model=virtio-net-pci,mac=52:54:00:12:34:56',
+  ]);
+  const base = {
+    dir: '/tmp/i',
+    name: 'n',
+    disk: { read: () => undefined } as unknown as Disk,
+    type: 't3.nano',
+  };
+  assert.deepEqual(validateLaunch({ ...base, network: 'tap:br0-tap' } as LaunchOptions).network, {
+    kind: 'tap',
+    ifname: 'br0-tap',
+  });
+  assert.deepEqual(validateLaunch(base as LaunchOptions).network, { kind: 'user' });
+  for (const network of ['tap:', 'tap:a,b', 'tap:0123456789abcdef', 'bridge:br0', 'tap:../x', 'tap:a b']) {
+    assert.throws(
+      () => validateLaunch({ ...base, network } as LaunchOptions),
+      (e: unknown) => FerryError.is(e) && e.code === 'FERRY_INVALID_ARGUMENT',
+      network,
+    );
+  }
+});

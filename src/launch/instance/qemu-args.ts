@@ -17,7 +17,7 @@
  * - Option values are escaped the QEMU way (a comma is doubled), so any path is safe.
  */
 import type { Accelerator, OvmfPaths } from './host.js';
-import type { DiskBus, NicModel } from './options.js';
+import type { DiskBus, Network, NicModel } from './options.js';
 
 export interface QemuPlan {
   readonly name: string;
@@ -29,6 +29,7 @@ export interface QemuPlan {
   readonly bus: DiskBus;
   readonly nic: NicModel;
   readonly mac: string;
+  readonly network?: Network;
   readonly seedIso?: string | undefined;
   /** UEFI: the firmware code and this instance's copy of the variable store. */
   readonly uefi?: OvmfPaths | undefined;
@@ -90,7 +91,9 @@ export function qemuArgs(p: QemuPlan): string[] {
     a.push('-device', 'ide-cd,drive=seed,bus=ide.1,unit=1');
   }
   if (p.nic === 'none') a.push('-nic', 'none');
-  else a.push('-nic', `user,model=${p.nic},mac=${p.mac}`);
+  else if (p.network?.kind === 'tap') {
+    a.push('-nic', `tap,ifname=${p.network.ifname},script=no,downscript=no,model=${p.nic},mac=${p.mac}`);
+  } else a.push('-nic', `user,model=${p.nic},mac=${p.mac}`);
   if (p.noReboot) a.push('-no-reboot');
   return a;
 }
