@@ -39,6 +39,9 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     ListWaves: () => c.waves.listWaves(),
     // Stored templates (GenerateTemplate / GenerateChangeSet locations)
     GetTemplate: (i) => c.appLaunch.templateAt(as(i)),
+    // Per-server boot settings
+    PutServerLaunchOptions: (i) => c.launchOptions.putServerLaunchOptions(as(i)),
+    GetServerLaunchOptions: (i) => c.launchOptions.getServerLaunchOptions(as(i)),
     // The local bucket of user data and configure scripts
     PutObject: (i) => c.bucket().put(as(i)),
     GetObject: (i) => c.bucket().getObject(as(i)),

@@ -13,6 +13,7 @@ import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { InstanceQueries } from './instances.js';
+import { LaunchOptionsService } from './launch-options.js';
 import { LocalObjects } from './objects.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { Waves, type WaveOutcome } from './lifecycle/waves.js';
@@ -61,6 +62,7 @@ export class ControlPlane {
   readonly appLaunch: AppLaunchService;
   readonly appValidation: AppValidationService;
   readonly instances: InstanceQueries;
+  readonly launchOptions: LaunchOptionsService;
   /** The local bucket (`ferry-local`) of user data and configure scripts. */
   readonly objects: LocalObjects | undefined;
   readonly lifecycle: LifecycleService;
@@ -105,6 +107,7 @@ export class ControlPlane {
     this.appLaunch = new AppLaunchService(o.db, this.clock, this.launches);
     this.appValidation = new AppValidationService(o.db, this.clock);
     this.instances = new InstanceQueries(o.db, this.launches);
+    this.launchOptions = new LaunchOptionsService(o.db, this.clock);
     this.lifecycle = new LifecycleService({
       db: o.db,
       clock: this.clock,

@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
 import {
   InstanceStateError,
-  InvalidArgumentError,
   NotFoundError,
   OperationNotPermittedError,
   toFerryError,
@@ -26,41 +25,14 @@ import {
   newInstanceId,
   type AdoptedInstance,
   type Instance as LaunchedInstance,
-  type ScriptType,
 } from '../launch/index.js';
-import { openImageDisk, type Repository } from '../store/index.js';
-import type { Disk } from '../disk/index.js';
+import type { Repository } from '../store/index.js';
 import type { AppBody, AppLaunchState } from './apps.js';
 import { requireApp } from './apps.js';
 import type { Clock } from './clock.js';
-import type { LocalObjects, S3LocationInput } from './objects.js';
-
-interface LaunchServer {
-  readonly serverId: string;
-  readonly logicalId?: string;
-  readonly instanceType?: string;
-  readonly userData?: { readonly s3Location?: S3LocationInput };
-  readonly configureScript?: S3LocationInput;
-  readonly configureScriptType?: string;
-}
-
-/** What an instance reads at first boot (a NoCloud seed), resolved when LaunchApp is called. */
-interface BootFiles {
-  readonly userData?: Buffer;
-  readonly configureScript?: { readonly type: ScriptType; readonly body: Buffer };
-}
-interface LaunchGroup {
-  readonly serverGroupId: string;
-  readonly launchOrder?: number;
-  readonly servers: readonly LaunchServer[];
-}
-
-interface LaunchStep {
-  readonly group: LaunchGroup;
-  readonly server: LaunchServer;
-  readonly imageId: string;
-  readonly boot: BootFiles;
-}
+import type { LocalObjects } from './objects.js';
+import { resolveLaunchOptions } from './launch-options.js';
+import { bootFiles, imageDisks, type LaunchGroup, type LaunchStep } from './launch-plan.js';
 
 /** An instance this process runs: launched here, or adopted from a previous process. */
 type Instance = LaunchedInstance | AdoptedInstance;
@@ -125,7 +97,7 @@ export class LaunchService {
             `server ${server.serverId} of application ${appId} has no replicated image yet; replicate it first`,
           );
         }
-        plan.push({ group, server, imageId, boot: await this.#bootFiles(server) });
+        plan.push({ group, server, imageId, boot: await bootFiles(this.#o.objects, server) });
       }
     }
     await this.#setState(appId, {
@@ -370,7 +342,12 @@ export class LaunchService {
       };
       await r.instances.insert(record);
       try {
-        const disks = await this.#imageDisks(imageId);
+        const options = await resolveLaunchOptions(
+          r,
+          (await requireApp(r, appId)).body as AppBody,
+          server.serverId,
+        );
+        const disks = await imageDisks(this.#o.store, imageId);
         const name = `${appName}-${server.logicalId ?? server.serverId}`
           .replace(/[^A-Za-z0-9._-]/g, '-')
           .slice(0, 64);
@@ -381,6 +358,7 @@ export class LaunchService {
           name,
           disk: disks,
           type,
+          ...options,
           ...(seeded ? { seed: { instanceId: id, hostname: name, ...boot } } : {}),
         });
         this.#live.set(id, instance);
@@ -423,38 +401,6 @@ export class LaunchService {
       latestLaunchTime: this.#o.clock.now(),
       purpose,
     });
-  }
-
-  /** The server's user data and configure script from the local bucket (refused if missing). */
-  async #bootFiles(server: LaunchServer): Promise<BootFiles> {
-    const want = server.userData?.s3Location ?? server.configureScript;
-    if (!want) return {};
-    const objects = this.#o.objects;
-    if (!objects) throw new OperationNotPermittedError('this launch host has no local bucket for user data');
-    const type = server.configureScriptType ?? 'SHELL_SCRIPT';
-    if (type !== 'SHELL_SCRIPT' && type !== 'POWERSHELL_SCRIPT') {
-      throw new InvalidArgumentError(`configureScriptType ${type} is not SHELL_SCRIPT or POWERSHELL_SCRIPT`);
-    }
-    return {
-      ...(server.userData?.s3Location ? { userData: await objects.get(server.userData.s3Location) } : {}),
-      ...(server.configureScript
-        ? { configureScript: { type, body: await objects.get(server.configureScript) } }
-        : {}),
-    };
-  }
-
-  /** Every disk of an image, opened for reading (the instance owns and closes them). */
-  async #imageDisks(imageId: string): Promise<Disk[]> {
-    const first = await openImageDisk(this.#o.store, imageId, 0);
-    const disks: Disk[] = [first.disk];
-    try {
-      for (let i = 1; i < first.image.disks.length; i++)
-        disks.push((await openImageDisk(this.#o.store, imageId, i)).disk);
-    } catch (err) {
-      await Promise.allSettled(disks.map((d) => d.close()));
-      throw err;
-    }
-    return disks;
   }
 
   /**

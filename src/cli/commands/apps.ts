@@ -5,6 +5,8 @@
  *   ferry apps lifecycle APP_ID                       state, servers, instances, history
  *   ferry apps template APP_ID [--yaml] [--change-set] GenerateTemplate, then prints it
  *   ferry apps plan APP_ID                            the app as a launch plan (app-plan.ts)
+ *   ferry apps options APP_ID [SERVER_ID [--bus B] [--nic M] [--firmware F] [--network N]
+ *              [--preserve-mac] [--mac MAC]]          per-server boot settings (show / set)
  *   ferry apps launch --plan FILE [--test | --cutover] [--wait]   replays a plan here
  *   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive
  *              (APP_ID | --wave NAME) [--wait] [--no-final-replication]
@@ -35,7 +37,7 @@ const ACTIONS = {
 } as const;
 
 const USAGE =
-  `ferry apps lifecycle|template|plan APP_ID | ferry apps launch --plan FILE [--test|--cutover] | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
+  `ferry apps lifecycle|template|plan APP_ID | ferry apps options APP_ID [SERVER_ID --bus|--nic|--firmware|--network|--preserve-mac|--mac] | ferry apps launch --plan FILE [--test|--cutover] | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
   `[--wait] [--no-final-replication] ${CLIENT_USAGE}`;
 const WAVES_USAGE = `ferry waves [list | assign NAME APP_ID...] ${CLIENT_USAGE}`;
 
@@ -46,6 +48,12 @@ const OPTIONS = {
   'no-final-replication': { type: 'boolean' },
   yaml: { type: 'boolean' },
   plan: { type: 'string' },
+  bus: { type: 'string' },
+  nic: { type: 'string' },
+  firmware: { type: 'string' },
+  network: { type: 'string' },
+  'preserve-mac': { type: 'boolean' },
+  mac: { type: 'string' },
   test: { type: 'boolean' },
   cutover: { type: 'boolean' },
   'change-set': { type: 'boolean' },
@@ -109,6 +117,43 @@ export async function appsCommand(argv: string[]): Promise<number> {
       if (values.json) writeJson(l);
       const aim = mode === 'test' ? 'TEST_IN_PROGRESS' : 'CUTOVER_COMPLETE';
       if (l.state !== aim) throw new LifecycleFailedError(`${appId} is ${l.state}: ${l.statusMessage}`);
+      return 0;
+    });
+  }
+  if (verb === 'options') {
+    const [appId, serverId] = rest as [string | undefined, string | undefined];
+    if (!appId || rest.length > 2) throw new InvalidArgumentError(`give APP_ID [SERVER_ID]\nusage: ${USAGE}`);
+    return withRemote(values, async (remote) => {
+      if (serverId) {
+        await remote.ferry('PutServerLaunchOptions', {
+          appId,
+          serverId,
+          ...(values.bus ? { bus: values.bus } : {}),
+          ...(values.nic ? { nicModel: values.nic } : {}),
+          ...(values.firmware ? { firmware: values.firmware } : {}),
+          ...(values.network ? { network: values.network } : {}),
+          ...(values['preserve-mac'] ? { preserveMac: true } : {}),
+          ...(values.mac ? { macAddress: values.mac } : {}),
+        });
+      }
+      const { servers } = await remote.ferry<{
+        servers: { serverId: string; resolved: Record<string, string> }[];
+      }>('GetServerLaunchOptions', { appId });
+      if (values.json) writeJson(servers);
+      else
+        process.stdout.write(
+          renderTable(
+            ['SERVER', 'FIRMWARE', 'BUS', 'NIC', 'NETWORK', 'MAC'],
+            servers.map((x) => [
+              x.serverId,
+              x.resolved.firmware ?? '-',
+              x.resolved.bus ?? 'virtio',
+              x.resolved.nic ?? 'virtio-net-pci',
+              x.resolved.network ?? 'user',
+              x.resolved.mac ?? '(generated)',
+            ]),
+          ),
+        );
       return 0;
     });
   }

@@ -11,6 +11,7 @@
  */
 import type { ModelShape } from '../types.js';
 import * as instances from './instances.js';
+import * as launchOptions from './launch-options.js';
 import * as lifecycle from './lifecycle.js';
 import * as objects from './objects.js';
 import * as templates from './templates.js';
@@ -25,4 +26,4 @@ export interface FerryArea {
 }
 
 /** Every area of the extension API; a new area adds one line here. */
-export const FERRY_AREAS: readonly FerryArea[] = [instances, lifecycle, templates, objects];
+export const FERRY_AREAS: readonly FerryArea[] = [instances, lifecycle, templates, objects, launchOptions];
