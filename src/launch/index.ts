@@ -29,6 +29,7 @@ export {
   parseNetwork,
   type DiskBus,
   type Network,
+  type PortForward,
   type Firmware,
   type LaunchOptions,
   type NicModel,

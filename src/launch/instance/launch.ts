@@ -152,6 +152,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
       nic: req.nic,
       mac: req.mac,
       network: req.network,
+      forwards: req.forwards,
       seedIso,
       uefi: ovmf ? { code: ovmf.code, vars: f.efiVars } : undefined,
       consoleLog: f.consoleLog,

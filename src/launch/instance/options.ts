@@ -48,6 +48,11 @@ export interface LaunchOptions {
    * QEMU runs sandboxed without spawn, so it cannot run bridge helpers itself.
    */
   readonly network?: string;
+  /**
+   * Guest TCP ports reachable on the host's loopback (user network only): each maps
+   * 127.0.0.1:hostPort to the guest's guestPort (QEMU hostfwd). For probes and operators.
+   */
+  readonly forwards?: readonly PortForward[];
   /** A cloud-init NoCloud seed ISO (label "cidata"), attached as a read-only CD-ROM. */
   readonly seedIso?: string;
   /** Or the seed's content: built into DIR/seed.iso (seed.ts) and removed with the instance. */
@@ -78,6 +83,7 @@ export interface LaunchRequest {
   readonly nic: NicModel;
   readonly mac: string;
   readonly network: Network;
+  readonly forwards: readonly PortForward[];
   readonly seedIso: string | undefined;
   readonly firmware: Firmware;
   readonly noReboot: boolean;
@@ -94,6 +100,13 @@ const ID = /^i-[0-9a-f]{8,32}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** Linux interface names: at most 15 bytes (IFNAMSIZ − 1), no '/', ':', spaces or commas. */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export interface PortForward {
+  readonly hostPort: number;
+  readonly guestPort: number;
+}
+/** Forwards per instance: probes need a few; QEMU takes one option each. */
+export const MAX_FORWARDS = 16;
 
 export type Network = { readonly kind: 'user' } | { readonly kind: 'tap'; readonly ifname: string };
 
@@ -178,9 +191,27 @@ export function validateLaunch(o: LaunchOptions): LaunchRequest {
     nic,
     mac,
     network: parseNetwork(o.network),
+    forwards: checkForwards(o.forwards ?? [], parseNetwork(o.network)),
     seedIso: o.seedIso === undefined ? undefined : resolve(o.seedIso),
     firmware,
     noReboot: o.noReboot ?? false,
     startTimeoutMs,
   };
+}
+
+function checkForwards(forwards: readonly PortForward[], network: Network): readonly PortForward[] {
+  if (forwards.length === 0) return [];
+  if (network.kind !== 'user')
+    bad('port forwards are for the user network (a tap network reaches the guest directly)');
+  if (forwards.length > MAX_FORWARDS) bad(`at most ${MAX_FORWARDS} port forwards`);
+  const port = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  for (const f of forwards) {
+    if (!port(f.hostPort) || !port(f.guestPort)) {
+      bad('port forwards map host ports 1–65535 to guest ports 1–65535', {
+        hostPort: String(f.hostPort),
+        guestPort: String(f.guestPort),
+      });
+    }
+  }
+  return forwards.map((f) => ({ hostPort: f.hostPort, guestPort: f.guestPort }));
 }

@@ -158,3 +158,39 @@ test('network: user by default, an existing tap device when asked; anything else
     );
   }
 });
+
+test('port forwards: loopback hostfwd per forward on the user network; refused on tap or out of range', () => {
+  assert.deepEqual(
+    values(
+      qemuArgs(
+        plan({
+          forwards: [
+            { hostPort: 40022, guestPort: 22 },
+            { hostPort: 40080, guestPort: 80 },
+          ],
+        }),
+      ),
+      '-nic',
+    ),
+    [
+      'user,model=virtio-net-pci,mac=52:54:00:12:34:56,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40080-:80',
+    ],
+  );
+  const base = {
+    dir: '/tmp/i',
+    name: 'n',
+    disk: { read: () => undefined } as unknown as Disk,
+    type: 't3.nano',
+  };
+  for (const o of [
+    { forwards: [{ hostPort: 0, guestPort: 22 }] },
+    { forwards: [{ hostPort: 40000, guestPort: 70000 }] },
+    { forwards: [{ hostPort: 40000, guestPort: 22 }], network: 'tap:t0' },
+    { forwards: Array.from({ length: 17 }, (_, i) => ({ hostPort: 40000 + i, guestPort: 22 })) },
+  ]) {
+    assert.throws(
+      () => validateLaunch({ ...base, ...o } as LaunchOptions),
+      (e: unknown) => FerryError.is(e) && e.code === 'FERRY_INVALID_ARGUMENT',
+    );
+  }
+});

@@ -17,7 +17,7 @@
  * - Option values are escaped the QEMU way (a comma is doubled), so any path is safe.
  */
 import type { Accelerator, OvmfPaths } from './host.js';
-import type { DiskBus, Network, NicModel } from './options.js';
+import type { DiskBus, Network, NicModel, PortForward } from './options.js';
 
 export interface QemuPlan {
   readonly name: string;
@@ -30,6 +30,7 @@ export interface QemuPlan {
   readonly nic: NicModel;
   readonly mac: string;
   readonly network?: Network;
+  readonly forwards?: readonly PortForward[];
   readonly seedIso?: string | undefined;
   /** UEFI: the firmware code and this instance's copy of the variable store. */
   readonly uefi?: OvmfPaths | undefined;
@@ -93,7 +94,13 @@ export function qemuArgs(p: QemuPlan): string[] {
   if (p.nic === 'none') a.push('-nic', 'none');
   else if (p.network?.kind === 'tap') {
     a.push('-nic', `tap,ifname=${p.network.ifname},script=no,downscript=no,model=${p.nic},mac=${p.mac}`);
-  } else a.push('-nic', `user,model=${p.nic},mac=${p.mac}`);
+  } else {
+    // Forwards listen on loopback only: probes and the operator, never the network.
+    const fwd = (p.forwards ?? [])
+      .map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`)
+      .join('');
+    a.push('-nic', `user,model=${p.nic},mac=${p.mac}${fwd}`);
+  }
   if (p.noReboot) a.push('-no-reboot');
   return a;
 }
