@@ -42,6 +42,9 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     // Per-server boot settings
     PutServerLaunchOptions: (i) => c.launchOptions.putServerLaunchOptions(as(i)),
     GetServerLaunchOptions: (i) => c.launchOptions.getServerLaunchOptions(as(i)),
+    // Launch checks (validation)
+    PutServerChecks: (i) => c.checks.putServerChecks(as(i)),
+    GetServerChecks: (i) => c.checks.getServerChecks(as(i)),
     // The local bucket of user data and configure scripts
     PutObject: (i) => c.bucket().put(as(i)),
     GetObject: (i) => c.bucket().getObject(as(i)),

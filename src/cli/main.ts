@@ -76,6 +76,7 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Fer
   ferry apps lifecycle APP_ID                    migration lifecycle: state, instances, history
   ferry apps template APP_ID [--yaml]            a CloudFormation template of the app, printed
   ferry apps plan APP_ID > plan.json             the app as a Ferry launch plan
+  ferry apps checks APP_ID [SERVER_ID --console RE --tcp P --http P/PATH --script CMD]   launch checks
   ferry apps options APP_ID [SERVER_ID --bus B --nic M --firmware F --network tap:IF --preserve-mac]
   ferry apps launch --plan FILE [--test|--cutover] [--wait]   create/update the plan's app here, launch it
   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive (APP_ID | --wave W) [--wait]

@@ -10,6 +10,7 @@ import type { Clock } from './clock.js';
 import { groupOf, serverFor, serverIn } from './app-shared.js';
 import { requireApp, type AppBody } from './apps.js';
 import { newId } from './ids.js';
+import type { ChecksBody } from './validation/checks.js';
 
 type S3 = { bucket?: string; key?: string };
 export interface AppValidationInput {
@@ -98,6 +99,7 @@ export class AppValidationService {
       }),
     };
     // Outputs of validations that no longer exist are dropped with them.
+    for (const c of Object.values((app.body as ChecksBody).checks ?? {})) ids.add(c.validationId);
     const outputs = ((app.validationOutputs ?? []) as StoredOutput[]).filter((o) => ids.has(o.validationId));
     await r.apps.update(app.appId, {
       validationConfig: config,
@@ -169,6 +171,15 @@ export class AppValidationService {
         });
       }
     }
+    // Ferry's launch checks (validation/checks.ts) report like server validations.
+    for (const [serverId, set] of Object.entries((app.body as ChecksBody).checks ?? {})) {
+      list.push({
+        validationId: set.validationId,
+        name: set.name ?? `Ferry checks (${set.checks.map((c) => c.kind).join(', ')})`,
+        ...result(set.validationId),
+        serverValidationOutput: { server: await serverFor(r, serverId) },
+      });
+    }
     return { validationOutputList: list };
   }
 
@@ -191,9 +202,11 @@ export class AppValidationService {
       const r = repositories(tx);
       const app = await requireApp(r, input.appId);
       const config = app.validationConfig as StoredValidationConfig | null;
-      const known = [...(config?.app ?? []), ...(config?.groups ?? []).flatMap((g) => g.servers)].some(
-        (v) => v.validationId === n.validationId,
-      );
+      const known =
+        [...(config?.app ?? []), ...(config?.groups ?? []).flatMap((g) => g.servers)].some(
+          (v) => v.validationId === n.validationId,
+        ) ||
+        Object.values((app.body as ChecksBody).checks ?? {}).some((c) => c.validationId === n.validationId);
       if (!known) {
         throw new InvalidArgumentError(`application ${app.appId} has no validation ${n.validationId}`, {
           member: 'notificationContext.validationId',

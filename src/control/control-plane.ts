@@ -15,6 +15,8 @@ import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { InstanceQueries } from './instances.js';
 import { LaunchOptionsService } from './launch-options.js';
 import { LocalObjects } from './objects.js';
+import { ChecksService } from './validation/checks.js';
+import { LaunchValidator } from './validation/run.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { Waves, type WaveOutcome } from './lifecycle/waves.js';
 import { LaunchService } from './launches.js';
@@ -63,6 +65,7 @@ export class ControlPlane {
   readonly appValidation: AppValidationService;
   readonly instances: InstanceQueries;
   readonly launchOptions: LaunchOptionsService;
+  readonly checks: ChecksService;
   /** The local bucket (`ferry-local`) of user data and configure scripts. */
   readonly objects: LocalObjects | undefined;
   readonly lifecycle: LifecycleService;
@@ -101,6 +104,7 @@ export class ControlPlane {
             store,
             instancesDir: o.instancesDir,
             ...(this.objects ? { objects: this.objects } : {}),
+            validator: new LaunchValidator(o.db, this.clock, this.objects),
             ...(o.log ? { log: o.log } : {}),
           })
         : undefined;
@@ -108,6 +112,7 @@ export class ControlPlane {
     this.appValidation = new AppValidationService(o.db, this.clock);
     this.instances = new InstanceQueries(o.db, this.launches);
     this.launchOptions = new LaunchOptionsService(o.db, this.clock);
+    this.checks = new ChecksService(o.db, this.clock);
     this.lifecycle = new LifecycleService({
       db: o.db,
       clock: this.clock,

@@ -38,10 +38,10 @@ export class InstanceQueries {
     for (const id of input.instanceIds) {
       instances.push(
         verb === 'stop'
-          ? await host.stopInstance(id)
+          ? await host.host.stopInstance(id)
           : verb === 'start'
-            ? await host.startInstance(id)
-            : await host.terminateInstance(id),
+            ? await host.host.startInstance(id)
+            : await host.host.terminateInstance(id),
       );
     }
     return { instances };

@@ -10,38 +10,22 @@
  * that stops terminates its instances (their image would go away under them), and on
  * start marks any it finds from a previous process as terminated and removes their files.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
-import {
-  InstanceStateError,
-  NotFoundError,
-  OperationNotPermittedError,
-  toFerryError,
-} from '../errors/index.js';
-import {
-  adoptInstance,
-  launchInstance,
-  newInstanceId,
-  type AdoptedInstance,
-  type Instance as LaunchedInstance,
-} from '../launch/index.js';
+import { OperationNotPermittedError, toFerryError } from '../errors/index.js';
+import { launchInstance, newInstanceId } from '../launch/index.js';
 import type { Repository } from '../store/index.js';
 import type { AppBody, AppLaunchState } from './apps.js';
 import { requireApp } from './apps.js';
 import type { Clock } from './clock.js';
 import type { LocalObjects } from './objects.js';
 import { resolveLaunchOptions } from './launch-options.js';
+import { freeLoopbackPort, type GroupMember, type LaunchValidator } from './validation/run.js';
 import { bootFiles, imageDisks, type LaunchGroup, type LaunchStep } from './launch-plan.js';
-
-/** An instance this process runs: launched here, or adopted from a previous process. */
-type Instance = LaunchedInstance | AdoptedInstance;
+import { InstanceHost } from './instance-host.js';
 
 /** What a launch is for: a plain LaunchApp, or the lifecycle's test or cutover launch. */
 export type LaunchPurpose = 'launch' | 'test' | 'cutover';
-
-/** How long TerminateApp lets a guest power off before QEMU is stopped. */
-const GUEST_POWEROFF_MS = 10_000;
 
 /** Default instance type when a launch configuration names none (SMS leaves it to EC2). */
 export const DEFAULT_INSTANCE_TYPE = 't3.small';
@@ -54,18 +38,22 @@ export interface LaunchServiceOptions {
   readonly instancesDir: string;
   /** The local bucket user data and configure scripts are read from. */
   readonly objects?: LocalObjects;
+  /** Runs each group's checks and the app's validations during a launch. */
+  readonly validator?: LaunchValidator;
   readonly log?: { warn(obj: object, msg: string): void };
 }
 
 export class LaunchService {
   readonly #o: LaunchServiceOptions;
-  readonly #live = new Map<string, Instance>();
+  /** The instances this process runs (stop/start/terminate one, standalone, restarts). */
+  readonly host: InstanceHost;
   readonly #work = new Set<Promise<void>>();
   /** The launch in flight per app, for callers that wait for its outcome (the lifecycle). */
   readonly #inFlight = new Map<string, Promise<void>>();
 
   constructor(o: LaunchServiceOptions) {
     this.#o = o;
+    this.host = new InstanceHost(o.db, o.clock);
   }
 
   /**
@@ -139,7 +127,7 @@ export class LaunchService {
     const failures: string[] = [];
     await Promise.all(
       instances.map((i) =>
-        this.#terminate(i).catch((err) => failures.push(`${i.instanceId}: ${toFerryError(err).message}`)),
+        this.host.terminate(i).catch((err) => failures.push(`${i.instanceId}: ${toFerryError(err).message}`)),
       ),
     );
     await this.#setState(
@@ -151,161 +139,15 @@ export class LaunchService {
     return {};
   }
 
-  /** Stops an instance (ACPI power-off, then signals); its overlay and image export stay. */
-  async stopInstance(instanceId: string, timeoutMs = GUEST_POWEROFF_MS): Promise<InstanceRecord> {
-    const live = await this.#liveInstance(instanceId);
-    await live.stop({ timeoutMs });
-    return this.#record(instanceId, 'stopped', 'Stopped.');
-  }
-
-  /** Boots a stopped instance again on its overlay (the guest's writes kept). */
-  async startInstance(instanceId: string): Promise<InstanceRecord> {
-    const live = await this.#liveInstance(instanceId);
-    await live.start();
-    this.#watchExit(instanceId, live);
-    await repositories(this.#o.db).instances.update(instanceId, { pid: live.pid });
-    return this.#record(instanceId, 'running', 'Running.');
-  }
-
-  /** Terminates one instance: QEMU stopped, its overlay (its writes) and files removed. */
-  async terminateInstance(instanceId: string): Promise<InstanceRecord> {
-    const rec = await repositories(this.#o.db).instances.get(instanceId);
-    if (!rec) throw new NotFoundError(`no instance ${instanceId}`, { resource: 'instance', instanceId });
-    if (rec.state !== 'terminated') await this.#terminate(rec);
-    return (await repositories(this.#o.db).instances.get(instanceId))!;
-  }
-
-  /**
-   * Streams the image into each live instance of the app (Instance.materialize), so they
-   * no longer depend on the store or on this process; `onProgress` gets the fraction done.
-   */
-  async materializeApp(appId: string, onProgress?: (fraction: number) => void): Promise<string[]> {
-    const live = (await repositories(this.#o.db).instances.forApp(appId))
-      .map((i) => [i.instanceId, this.#live.get(i.instanceId)] as const)
-      .filter((x): x is readonly [string, Instance] => x[1] !== undefined);
-    const progress = new Map<string, { done: number; total: number }>();
-    await Promise.all(
-      live.map(async ([id, inst]) => {
-        await inst.materialize({
-          onProgress: (p) => {
-            progress.set(id, p);
-            const done = [...progress.values()].reduce((n, x) => n + x.done, 0);
-            const total = [...progress.values()].reduce((n, x) => n + x.total, 0);
-            onProgress?.(total > 0 ? done / total : 0);
-          },
-        });
-        await this.#record(
-          id,
-          inst.state === 'running' ? 'running' : 'stopped',
-          'Running standalone (image streamed in).',
-        );
-      }),
-    );
-    return live.map(([id]) => id);
-  }
-
-  /** Whether the instance holds all its data (materialised), as far as this host knows. */
-  isMaterialized(instanceId: string): boolean | undefined {
-    return this.#live.get(instanceId)?.materialized;
-  }
-
-  async #liveInstance(instanceId: string): Promise<Instance> {
-    const rec = await repositories(this.#o.db).instances.get(instanceId);
-    if (!rec) throw new NotFoundError(`no instance ${instanceId}`, { resource: 'instance', instanceId });
-    const live = this.#live.get(instanceId);
-    if (!live) {
-      throw new InstanceStateError(`instance ${instanceId} is ${rec.state}`, {
-        instanceId,
-        state: rec.state,
-      });
-    }
-    return live;
-  }
-
-  async #record(instanceId: string, state: string, statusMessage: string): Promise<InstanceRecord> {
-    const r = repositories(this.#o.db);
-    await r.instances.update(instanceId, { state, statusMessage, updatedAt: this.#o.clock.now() });
-    return (await r.instances.get(instanceId))!;
-  }
-
-  /** A guest that powers off (or a QEMU that dies) shows as stopped, not running. */
-  #watchExit(instanceId: string, instance: Instance): void {
-    const boot = instance.exited;
-    void boot.then(async (exit) => {
-      // A later start() replaced this boot, or terminate() is recording its own state.
-      if (instance.exited !== boot || instance.state !== 'stopped' || !this.#live.has(instanceId)) return;
-      const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
-      await this.#record(instanceId, 'stopped', `Stopped (QEMU ended: ${how}).`).catch(() => undefined);
-    });
-  }
-
-  /** The serial console log of an instance so far (bounded). */
-  async consoleText(instanceId: string): Promise<string | undefined> {
-    const live = this.#live.get(instanceId);
-    return live ? live.consoleText() : undefined;
-  }
-
-  /**
-   * Server shutdown: waits for launches in flight, then terminates this process's
-   * instances — except standalone (materialised) running ones, which keep running and are
-   * adopted by the next process (recover()).
-   */
+  /** Server shutdown: launches in flight end first, then the host decides what survives. */
   async stop(): Promise<void> {
     await Promise.allSettled([...this.#work]);
-    const r = repositories(this.#o.db);
-    for (const i of await r.instances.all()) {
-      const live = this.#live.get(i.instanceId);
-      if (!live) continue;
-      if (live.materialized && live.state === 'running') {
-        live.detach();
-        this.#live.delete(i.instanceId);
-        await r.instances
-          .update(i.instanceId, {
-            statusMessage: 'Running standalone; its launch host process stopped (the next one adopts it).',
-            updatedAt: this.#o.clock.now(),
-          })
-          .catch(() => undefined);
-        continue;
-      }
-      await this.#terminate(i, 0).catch(() => undefined);
-    }
+    await this.host.stop();
   }
 
-  /**
-   * Instances a previous process left (it stopped or crashed): standalone ones still
-   * running are adopted; the others lost their image server with it and are removed.
-   */
-  async recover(): Promise<void> {
-    const r = repositories(this.#o.db);
-    for (const i of await r.instances.all()) {
-      if (i.state === 'terminated' || this.#live.has(i.instanceId)) continue;
-      const adopted = await adoptInstance(i.instanceId, i.dir);
-      if (adopted) {
-        this.#live.set(i.instanceId, adopted);
-        this.#watchExit(i.instanceId, adopted);
-        await r.instances.update(i.instanceId, {
-          state: 'running',
-          statusMessage: 'Running standalone (adopted after a restart of the launch host).',
-          pid: adopted.pid,
-          updatedAt: this.#o.clock.now(),
-        });
-        continue;
-      }
-      if (i.pid) {
-        try {
-          process.kill(i.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-      await rm(i.dir, { recursive: true, force: true }).catch(() => undefined);
-      await r.instances.update(i.instanceId, {
-        state: 'terminated',
-        statusMessage: 'Terminated: the server that hosted it stopped.',
-        pid: null,
-        updatedAt: this.#o.clock.now(),
-      });
-    }
+  /** Instances a previous process left (adopted, or removed). */
+  recover(): Promise<void> {
+    return this.host.recover();
   }
 
   async #launch(
@@ -322,7 +164,9 @@ export class LaunchService {
       instanceIds: [],
       purpose,
     });
-    for (const { group, server, imageId, boot } of plan) {
+    const members: GroupMember[] = [];
+    for (let step = 0; step < plan.length; step++) {
+      const { group, server, imageId, boot } = plan[step]!;
       const id = newInstanceId();
       const type = server.instanceType ?? DEFAULT_INSTANCE_TYPE;
       const now = this.#o.clock.now();
@@ -352,6 +196,13 @@ export class LaunchService {
           .replace(/[^A-Za-z0-9._-]/g, '-')
           .slice(0, 64);
         const seeded = boot.userData !== undefined || boot.configureScript !== undefined;
+        // Guest ports the server's checks probe, forwarded to free loopback ports (user network).
+        const ports = options.network?.startsWith('tap:')
+          ? []
+          : await this.#o.validator?.probedPorts(appId, server.serverId);
+        const forwards = await Promise.all(
+          (ports ?? []).map(async (guestPort) => ({ guestPort, hostPort: await freeLoopbackPort() })),
+        );
         const instance = await launchInstance({
           id,
           dir: record.dir,
@@ -359,10 +210,10 @@ export class LaunchService {
           disk: disks,
           type,
           ...options,
+          ...(forwards.length > 0 ? { forwards } : {}),
           ...(seeded ? { seed: { instanceId: id, hostname: name, ...boot } } : {}),
         });
-        this.#live.set(id, instance);
-        this.#watchExit(id, instance);
+        this.host.add(id, instance);
         await r.instances.update(id, {
           state: 'running',
           statusMessage: 'Running.',
@@ -370,6 +221,14 @@ export class LaunchService {
           updatedAt: this.#o.clock.now(),
         });
         launched.push(id);
+        members.push({
+          serverId: server.serverId,
+          instanceId: id,
+          consoleLog: instance.consoleLog,
+          forwards: new Map(forwards.map((f) => [f.guestPort, f.hostPort])),
+          consoleText: () => instance.consoleText(),
+          stopped: () => instance.state !== 'running',
+        });
         await this.#setState(appId, {
           status: 'LAUNCH_IN_PROGRESS',
           message: `Launched ${launched.join(', ')}.`,
@@ -393,7 +252,21 @@ export class LaunchService {
         });
         return; // a failed group stops the later launch-order groups
       }
+      // The group is up: its checks pass before the next group starts.
+      const last = step === plan.length - 1 || plan[step + 1]!.group !== group;
+      if (
+        last &&
+        !(await this.#validate(
+          appId,
+          members.filter((m) => group.servers.some((x) => x.serverId === m.serverId)),
+          launched,
+          purpose,
+          `group ${group.serverGroupId}`,
+        ))
+      )
+        return;
     }
+    if (!(await this.#validate(appId, members, launched, purpose, 'the application'))) return;
     await this.#setState(appId, {
       status: 'LAUNCHED',
       message: `Launched ${launched.length} instance(s): ${launched.join(', ')}.`,
@@ -404,26 +277,37 @@ export class LaunchService {
   }
 
   /**
-   * `timeoutMs`: how long the guest gets to power off (ACPI) before QEMU is killed. TerminateApp
-   * gives it a little; a server shutting down gives none (its image server goes with it).
+   * Runs a group's checks (or, for 'the application', the app-level validations) and says
+   * whether the launch may go on; a failure ends the launch with the reason. The instances
+   * stay for inspection (TerminateApp, or the lifecycle's revert, removes them).
    */
-  async #terminate(i: InstanceRecord, timeoutMs = GUEST_POWEROFF_MS): Promise<void> {
-    const live = this.#live.get(i.instanceId);
-    // Not "stopped" on its way out: the exit watcher leaves the record to this.
-    this.#live.delete(i.instanceId);
-    try {
-      if (live) await live.terminate({ timeoutMs });
-      else await rm(i.dir, { recursive: true, force: true });
-    } catch (err) {
-      if (live) this.#live.set(i.instanceId, live);
-      throw err;
-    }
-    await repositories(this.#o.db).instances.update(i.instanceId, {
-      state: 'terminated',
-      statusMessage: 'Terminated.',
-      pid: null,
-      updatedAt: this.#o.clock.now(),
+  async #validate(
+    appId: string,
+    members: readonly GroupMember[],
+    launched: readonly string[],
+    purpose: LaunchPurpose,
+    what: string,
+  ): Promise<boolean> {
+    const v = this.#o.validator;
+    if (!v) return true;
+    await this.#setState(appId, {
+      status: 'VALIDATION_IN_PROGRESS',
+      message: `Validating ${what}.`,
+      instanceIds: launched,
+      purpose,
     });
+    const r =
+      what === 'the application'
+        ? await v.validateApp(appId, members)
+        : await v.validateGroup(appId, members);
+    if (r.ok) return true;
+    await this.#setState(appId, {
+      status: 'LAUNCH_FAILED',
+      message: `Validation of ${what} failed: ${r.message}. Later groups were not launched; instances ${launched.join(', ')} are kept for inspection.`,
+      instanceIds: launched,
+      purpose,
+    });
+    return false;
   }
 
   /** The latest image of the server's live replication job. */

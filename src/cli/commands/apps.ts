@@ -24,6 +24,7 @@ import { CLIENT_OPTIONS, CLIENT_USAGE } from '../remote/connection.js';
 import { withRemote, type Remote } from '../remote/session.js';
 import { cell, renderTable, tableTime } from '../table.js';
 import { MAX_PLAN_BYTES, parsePlan, planOf, replayPlan } from './app-plan.js';
+import { appChecksCommand } from './app-checks.js';
 
 const ACTIONS = {
   test: ['StartTest', 'TEST_IN_PROGRESS'],
@@ -76,6 +77,7 @@ interface Lifecycle {
 }
 
 export async function appsCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'checks') return appChecksCommand(argv.slice(1));
   const { values, positionals } = parse(argv, OPTIONS, USAGE);
   const [verb, ...rest] = positionals;
   if (verb === 'lifecycle') {

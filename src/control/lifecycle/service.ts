@@ -67,8 +67,8 @@ export class LifecycleService {
           serverId: s.serverId,
           ...(s.imageId ? { latestImageId: s.imageId } : {}),
           ...(i ? { instanceId: i.instanceId, instanceState: i.state } : {}),
-          ...(i && this.#o.launcher?.isMaterialized(i.instanceId) !== undefined
-            ? { standalone: this.#o.launcher.isMaterialized(i.instanceId) }
+          ...(i && this.#o.launcher?.host.isMaterialized(i.instanceId) !== undefined
+            ? { standalone: this.#o.launcher.host.isMaterialized(i.instanceId) }
             : {}),
         };
       }),
@@ -228,7 +228,7 @@ export class LifecycleService {
   #afterCutover(appId: string, launcher: LaunchService): void {
     const state = { fraction: 0, error: undefined as string | undefined, done: false };
     this.#streaming.set(appId, state);
-    void launcher
+    void launcher.host
       .materializeApp(appId, (f) => (state.fraction = f))
       .then(
         () => (state.done = true),
@@ -265,7 +265,7 @@ export class LifecycleService {
     const r = repositories(this.#o.db);
     const app = await requireApp(r, input.appId);
     const live = (await r.instances.forApp(app.appId)).filter((i) => i.state !== 'terminated');
-    if (live.length === 0 || live.some((i) => this.#o.launcher?.isMaterialized(i.instanceId) !== true)) {
+    if (live.length === 0 || live.some((i) => this.#o.launcher?.host.isMaterialized(i.instanceId) !== true)) {
       throw new OperationNotPermittedError(
         `application ${app.appId} has no standalone cutover instances to finalize (they ended before taking in their images, e.g. in a restart); revert the cutover and cut over again`,
       );

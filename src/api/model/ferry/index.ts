@@ -10,6 +10,7 @@
  * operation names share one namespace with the SMS model; model/index.ts refuses clashes.
  */
 import type { ModelShape } from '../types.js';
+import * as checks from './checks.js';
 import * as instances from './instances.js';
 import * as launchOptions from './launch-options.js';
 import * as lifecycle from './lifecycle.js';
@@ -26,4 +27,11 @@ export interface FerryArea {
 }
 
 /** Every area of the extension API; a new area adds one line here. */
-export const FERRY_AREAS: readonly FerryArea[] = [instances, lifecycle, templates, objects, launchOptions];
+export const FERRY_AREAS: readonly FerryArea[] = [
+  instances,
+  lifecycle,
+  templates,
+  objects,
+  launchOptions,
+  checks,
+];
