@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { SMS } from '@aws-sdk/client-sms';
 import { ferry, pseudoRandom, qemuImg, tempDir } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { smsClient, waitForRun } from '../helpers/sms.js';
+import { smsClient } from '../helpers/sms.js';
+import { oneServerApp, replicate, settledLaunch } from '../helpers/apps.js';
 
 let server: RunningServer;
 let sms: SMS;
@@ -63,39 +64,14 @@ async function cli(args: string[]) {
 }
 
 async function launched(appId: string): Promise<{ status: string; message: string; id?: string }> {
-  for (let i = 0; i < 120; i++) {
-    const s = (await sms.getApp({ appId })).appSummary!;
-    if (!['LAUNCH_PENDING', 'LAUNCH_IN_PROGRESS'].includes(s.launchStatus!)) {
-      return { status: s.launchStatus!, message: s.launchStatusMessage ?? '', id: s.launchDetails?.stackId };
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return assert.fail('launch did not settle');
+  const s = await settledLaunch(sms, appId);
+  return { status: s.launchStatus!, message: s.launchStatusMessage ?? '', id: s.launchDetails?.stackId };
 }
 
 test('firmware and MAC from the source facts; bus, NIC and MAC overridden; QEMU runs with them', async () => {
   const serverId = (await sms.getServers({})).serverList![0]!.serverId!;
-  const { replicationJobId } = await sms.createReplicationJob({
-    serverId,
-    seedReplicationTime: new Date(),
-    frequency: 600,
-  });
-  assert.equal((await waitForRun(sms, replicationJobId!, undefined, 120_000)).state, 'COMPLETED');
-  const app = await sms.createApp({
-    name: 'legacy',
-    serverGroups: [{ name: 'g', serverList: [{ serverId }] }],
-  });
-  const appId = app.appSummary!.appId!;
-  await sms.putAppLaunchConfiguration({
-    appId,
-    serverGroupLaunchConfigurations: [
-      {
-        serverGroupId: app.serverGroups![0]!.serverGroupId,
-        launchOrder: 1,
-        serverLaunchConfigurations: [{ server: { serverId }, instanceType: 't3.nano' }],
-      },
-    ],
-  });
+  await replicate(sms, serverId, 120_000);
+  const appId = await oneServerApp(sms, 'legacy', serverId);
 
   // The facts say UEFI: without OVMF on this host the launch fails and says why.
   const shown = JSON.parse(await cli(['apps', 'options', appId, '--json'])) as {

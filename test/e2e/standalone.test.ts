@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeImagesDir } from '../helpers/fixtures.js';
-import { ferry } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { smsClient, waitForRun } from '../helpers/sms.js';
+import { smsClient } from '../helpers/sms.js';
+import { ferryOk, oneServerApp, replicate } from '../helpers/apps.js';
 import { alive } from '../helpers/leftovers.js';
 
 let server: RunningServer | undefined;
@@ -23,38 +23,11 @@ test('standalone cutover instances keep running across a server restart and are 
   const images = await makeImagesDir(1, 4 << 20);
   server = await startServer({ imagesDir: images, args: ['--frequency-unit', 'minutes'] });
   const dataDir = server.dataDir;
-  const env = () => ({
-    FERRY_ENDPOINT: server!.url,
-    FERRY_ACCESS_KEY_FILE: join(dataDir, 'admin-credentials.json'),
-  });
-  const cli = async (args: string[]) => {
-    const r = await ferry(args, { env: env(), timeoutMs: 300_000 });
-    assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[]) => ferryOk(server!, args);
   let sms = smsClient(server);
   const serverId = (await sms.getServers({})).serverList![0]!.serverId!;
-  const { replicationJobId } = await sms.createReplicationJob({
-    serverId,
-    seedReplicationTime: new Date(),
-    frequency: 600,
-  });
-  assert.equal((await waitForRun(sms, replicationJobId!, undefined, 120_000)).state, 'COMPLETED');
-  const app = await sms.createApp({
-    name: 'prod',
-    serverGroups: [{ name: 'g', serverList: [{ serverId }] }],
-  });
-  const appId = app.appSummary!.appId!;
-  await sms.putAppLaunchConfiguration({
-    appId,
-    serverGroupLaunchConfigurations: [
-      {
-        serverGroupId: app.serverGroups![0]!.serverGroupId,
-        launchOrder: 1,
-        serverLaunchConfigurations: [{ server: { serverId }, instanceType: 't3.nano' }],
-      },
-    ],
-  });
+  await replicate(sms, serverId, 120_000);
+  const appId = await oneServerApp(sms, 'prod', serverId);
   await cli(['apps', 'test', appId, '--wait']);
   await cli(['apps', 'ready', appId]);
   await cli(['apps', 'cutover', appId, '--wait', '--no-final-replication']);

@@ -14,7 +14,8 @@ import type { SMS } from '@aws-sdk/client-sms';
 import { makeImagesDir } from '../helpers/fixtures.js';
 import { ferry, tempDir } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { smsClient, waitForRun } from '../helpers/sms.js';
+import { smsClient } from '../helpers/sms.js';
+import { replicate, settledLaunch } from '../helpers/apps.js';
 
 const run = promisify(execFile);
 let server: RunningServer;
@@ -56,12 +57,7 @@ test('user data + configure script reach the instance as a cidata seed; missing 
   assert.match(bad.stderr, /FERRY_INVALID_ARGUMENT/);
 
   const serverId = (await sms.getServers({})).serverList![0]!.serverId!;
-  const { replicationJobId } = await sms.createReplicationJob({
-    serverId,
-    seedReplicationTime: new Date(),
-    frequency: 600,
-  });
-  assert.equal((await waitForRun(sms, replicationJobId!, undefined, 120_000)).state, 'COMPLETED');
+  await replicate(sms, serverId, 120_000);
   const app = await sms.createApp({
     name: 'seeded',
     serverGroups: [{ name: 'g', serverList: [{ serverId }] }],
@@ -95,12 +91,7 @@ test('user data + configure script reach the instance as a cidata seed; missing 
 
   await configure('shop/user-data.yaml');
   await sms.launchApp({ appId });
-  let status = '';
-  for (let i = 0; i < 120 && status !== 'LAUNCHED' && status !== 'LAUNCH_FAILED'; i++) {
-    await new Promise((r) => setTimeout(r, 500));
-    status = (await sms.getApp({ appId })).appSummary!.launchStatus!;
-  }
-  assert.equal(status, 'LAUNCHED');
+  assert.equal((await settledLaunch(sms, appId)).launchStatus, 'LAUNCHED');
   const instanceId = (await sms.getApp({ appId })).appSummary!.launchDetails!.stackId!;
   const idir = join(server.dataDir, 'instances', instanceId);
   const iso = join(idir, 'seed.iso');

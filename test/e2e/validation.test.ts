@@ -14,7 +14,8 @@ import { promisify } from 'node:util';
 import type { SMS } from '@aws-sdk/client-sms';
 import { ferry, tempDir } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { smsClient, waitForRun } from '../helpers/sms.js';
+import { smsClient } from '../helpers/sms.js';
+import { replicate, settledLaunch } from '../helpers/apps.js';
 import { bootTools } from '../helpers/boot.js';
 
 const run = promisify(execFile);
@@ -41,14 +42,7 @@ before(async () => {
   const servers = (await sms.getServers({})).serverList ?? [];
   const id = (name: string) => servers.find((s) => s.vmServer?.vmName === name)!.serverId!;
   [web, db] = [id('web'), id('db')];
-  for (const serverId of [web, db]) {
-    const { replicationJobId } = await sms.createReplicationJob({
-      serverId,
-      seedReplicationTime: new Date(),
-      frequency: 600,
-    });
-    assert.equal((await waitForRun(sms, replicationJobId!, undefined, 180_000)).state, 'COMPLETED');
-  }
+  for (const serverId of [web, db]) await replicate(sms, serverId);
   const app = await sms.createApp({
     name: 'checked',
     serverGroups: [
@@ -86,15 +80,7 @@ async function cli(args: string[]) {
   return r.stdout;
 }
 
-async function settle() {
-  for (let i = 0; i < 600; i++) {
-    const s = (await sms.getApp({ appId })).appSummary!;
-    if (!['LAUNCH_PENDING', 'LAUNCH_IN_PROGRESS', 'VALIDATION_IN_PROGRESS'].includes(s.launchStatus!))
-      return s;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return assert.fail('launch did not settle');
-}
+const settle = () => settledLaunch(sms, appId);
 
 async function outputs() {
   const list = (await sms.getAppValidationOutput({ appId })).validationOutputList ?? [];

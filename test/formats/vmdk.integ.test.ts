@@ -229,8 +229,11 @@ test('delta disks: parentCID chain, and a wrong parentCID is refused', async () 
   // Rewrite the child's parentCID in place: the engine must refuse the chain.
   const child = join(dir, 'child.vmdk');
   const bytes = await readFile(child);
+  // QEMU writes the CID with %x (no zero padding): change its last digit, keep its length.
   const at = bytes.indexOf('parentCID=') + 'parentCID='.length;
-  bytes.write(bytes.toString('latin1', at, at + 8) === '0badcafe' ? '0badcaff' : '0badcafe', at, 'latin1');
+  const end = bytes.indexOf('\n', at);
+  const cid = bytes.toString('latin1', at, end);
+  bytes.write(cid.slice(0, -1) + (cid.endsWith('0') ? '1' : '0'), at, 'latin1');
   await writeFile(child, bytes);
   assertCleanFailure(
     await ferry(['image', 'checksum', join(dir, 'grandchild.vmdk')]),

@@ -238,7 +238,7 @@ function parseCid(text: string | undefined, field: string, source: string): numb
   if (text === undefined) return undefined;
   if (!/^[0-9a-fA-F]{1,8}$/.test(text)) {
     throw new ImageCorruptError(
-      `${source}: ${field} ${JSON.stringify(text.slice(0, 40))} is not 8 hex digits`,
+      `${source}: ${field} ${JSON.stringify(text.slice(0, 40))} is not 1–8 hex digits`,
       {
         format: 'vmdk',
         field,
