@@ -66,15 +66,20 @@ export class LaunchValidator {
       await this.#record(appId, set.validationId, 'IN_PROGRESS', `Checking ${m.instanceId}.`);
       let result: ProbeResult = { ok: true, message: '' };
       const passed: string[] = [];
+      // Once the group is decided (a FAILED notification won the race), checks still
+      // waiting give up instead of polling on to their own timeouts.
+      const live: GroupMember = { ...m, stopped: () => done || m.stopped() };
       for (const check of set.checks) {
-        result = await runCheck(check, m);
-        if (!result.ok) break;
+        result = await runCheck(check, live);
+        if (!result.ok || done) break;
         passed.push(result.message);
       }
-      const message = result.ok
-        ? `${m.instanceId}: ${passed.join('; ')}`
-        : `${set.name ?? set.validationId} of server ${m.serverId} (${m.instanceId}): ${result.message}`;
-      await this.#record(appId, set.validationId, result.ok ? 'SUCCEEDED' : 'FAILED', message);
+      const message = done
+        ? `${set.name ?? set.validationId} of server ${m.serverId} (${m.instanceId}): not finished, the group had already failed`
+        : result.ok
+          ? `${m.instanceId}: ${passed.join('; ')}`
+          : `${set.name ?? set.validationId} of server ${m.serverId} (${m.instanceId}): ${result.message}`;
+      await this.#record(appId, set.validationId, result.ok && !done ? 'SUCCEEDED' : 'FAILED', message);
       return { ok: result.ok, message };
     });
     const results = await Promise.race([Promise.all(runs), notified.then((r) => [r])]);
