@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SMS } from '@aws-sdk/client-sms';
@@ -81,6 +81,28 @@ async function cli(args: string[]) {
 }
 
 const settle = () => settledLaunch(sms, appId);
+
+/** QEMU processes of this server's data directory (pids). */
+async function qemus() {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes('qemu-system') && cmd.includes(server.dataDir)) found.push(pid);
+  }
+  return found;
+}
+
+/** Instance directories (overlays, sockets, console logs) under the server's data directory. */
+const instanceDirs = () => readdir(join(server.dataDir, 'instances')).catch(() => [] as string[]);
+
+/** After TerminateApp: no QEMU and no instance directory stay behind. */
+async function nothingLeft() {
+  for (let i = 0; i < 60 && ((await qemus()).length > 0 || (await instanceDirs()).length > 0); i++)
+    await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual(await qemus(), [], 'no QEMU process left');
+  assert.deepEqual(await instanceDirs(), [], 'no overlay or instance directory left');
+}
 
 async function outputs() {
   const list = (await sms.getAppValidationOutput({ appId })).validationOutputList ?? [];
@@ -159,7 +181,9 @@ test('a check that never passes stops the next group and says why; nothing of gr
     [db],
     'group 2 was not launched',
   );
+  assert.equal((await instanceDirs()).length, 1, "group 1's instance directory exists until TerminateApp");
   await sms.terminateApp({ appId });
+  await nothingLeft();
   await cli(['apps', 'checks', appId, db, '--clear']);
 });
 
