@@ -296,10 +296,13 @@ export class LaunchService {
       instanceIds: launched,
       purpose,
     });
-    const r =
-      what === 'the application'
-        ? await v.validateApp(appId, members)
-        : await v.validateGroup(appId, members);
+    // A validator that throws (a database error, a missing script) fails the launch, never the process.
+    const r = await (
+      what === 'the application' ? v.validateApp(appId, members) : v.validateGroup(appId, members)
+    ).catch((err: unknown) => {
+      const fe = toFerryError(err);
+      return { ok: false, message: `${fe.code}: ${fe.message}` };
+    });
     if (r.ok) return true;
     await this.#setState(appId, {
       status: 'LAUNCH_FAILED',

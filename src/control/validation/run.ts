@@ -82,7 +82,15 @@ export class LaunchValidator {
       await this.#record(appId, set.validationId, result.ok && !done ? 'SUCCEEDED' : 'FAILED', message);
       return { ok: result.ok, message };
     });
-    const results = await Promise.race([Promise.all(runs), notified.then((r) => [r])]);
+    // The first failing server decides the group: the others are not waited for.
+    const firstFailure = new Promise<ProbeResult[]>((resolve) => {
+      for (const r of runs)
+        void r.then(
+          (x) => (x.ok ? undefined : resolve([x])),
+          () => undefined,
+        );
+    });
+    const results = await Promise.race([Promise.all(runs), notified.then((r) => [r]), firstFailure]);
     done = true;
     const failed = results.find((r) => !r.ok);
     if (failed) return failed;
