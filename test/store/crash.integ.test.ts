@@ -136,16 +136,14 @@ test(`kill -9 during images write, then resume: consistent, nothing half-listed 
   const startup = performance.now() - s0; // node start + repository open: nothing to kill yet
 
   let resumed = 0;
-  const rounds = 6;
-  for (let i = 1; i <= rounds; i++) {
+  /** One write killed `at` ms in; an interrupted one is resumed (or, if `abandon`, deleted). */
+  const round = async (i: number, at: number, abandon: boolean) => {
     const file = await variant(c, base, i);
-    // Stratified random kill points over the part of the run that does work.
-    const at = startup * 0.8 + (full - startup * 0.8) * ((i - 1 + rand()) / rounds);
     const { killed, r } = await killAfter(c, WRITE(file, `v${i}`), at);
     if (!killed) {
       assert.equal(r.code, 0, r.stderr);
       c.sources.set(r.stdout.trim(), file);
-      continue;
+      return 'finished';
     }
     const incomplete = JSON.parse((await run(c, ['images', 'list', '--incomplete', '--json'])).stdout) as {
       id: string;
@@ -156,21 +154,40 @@ test(`kill -9 during images write, then resume: consistent, nothing half-listed 
     for (const w of incomplete.filter((x) => x.committed)) c.sources.set(w.id, file);
     await assertConsistent(c, `write ${i} killed at ${Math.round(at)} ms`);
     const pending = incomplete.find((x) => !x.committed && x.meta);
-    process.stderr.write(
-      `write ${i}: killed at ${Math.round(at)} of ${Math.round(full)} ms: ` +
-        `${pending ? 'interrupted' : incomplete.some((x) => x.committed) ? 'committed' : 'not started'}\n`,
-    );
-    if (!pending) continue;
-    if (i % 3 === 0) {
+    const outcome = pending
+      ? 'interrupted'
+      : incomplete.some((x) => x.committed)
+        ? 'committed'
+        : 'not started';
+    process.stderr.write(`write ${i}: killed at ${Math.round(at)} of ${Math.round(full)} ms: ${outcome}\n`);
+    if (!pending) return outcome;
+    if (abandon) {
       // Abandon instead of resuming: delete the incomplete write.
       assert.equal((await run(c, ['images', 'delete', pending.id])).code, 0);
-      continue;
+      return outcome;
     }
     const res = await run(c, [...WRITE(file, `v${i}`), '--resume', pending.id]);
     assert.equal(res.code, 0, why(`resume ${pending.id}: ${res.stderr}`));
     assert.equal(res.stdout.trim(), pending.id);
     c.sources.set(pending.id, file);
     resumed++;
+    return outcome;
+  };
+  const rounds = 6;
+  for (let i = 1; i <= rounds; i++) {
+    // Stratified random kill points over the part of the run that does work.
+    const at = startup * 0.8 + (full - startup * 0.8) * ((i - 1 + rand()) / rounds);
+    await round(i, at, i % 3 === 0);
+  }
+  // On a loaded machine every kill may have missed the write's working part: bisect the
+  // kill time towards it (too early → later, too late → earlier) until one lands.
+  let lo = startup * 0.5;
+  let hi = full * 2;
+  for (let i = rounds + 1; resumed === 0 && i <= rounds + 10; i++) {
+    const at = (lo + hi) / 2;
+    const outcome = await round(i, at, false);
+    if (outcome === 'not started') lo = at;
+    else if (outcome !== 'interrupted') hi = at;
   }
   await assertConsistent(c, 'after writes');
   const gc = await run(c, ['store', 'gc']);
