@@ -50,5 +50,15 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     GetObject: (i) => c.bucket().getObject(as(i)),
     DeleteObject: (i) => c.bucket().delete(as(i)),
     ListObjects: (i) => c.bucket().list(as(i)),
+    // Events and webhooks (docs/events.md)
+    ListEvents: (i) => c.events.listEvents(c.db, as(i)),
+    CreateWebhook: (i) => c.webhooks.createWebhook(as(i)),
+    UpdateWebhook: (i) => c.webhooks.updateWebhook(as(i)),
+    GetWebhook: (i) => c.webhooks.getWebhook(as(i)),
+    ListWebhooks: () => c.webhooks.listWebhooks(),
+    DeleteWebhook: (i) => c.webhooks.deleteWebhook(as(i)),
+    TestWebhook: (i) => c.webhooks.testWebhook(as(i)),
+    ListWebhookDeliveries: (i) => c.webhooks.listWebhookDeliveries(as(i)),
+    RedeliverWebhookDeliveries: (i) => c.webhooks.redeliverWebhookDeliveries(as(i)),
   };
 }

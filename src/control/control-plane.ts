@@ -2,7 +2,7 @@
  * The control plane: every domain service over one database, wired once. The API binds
  * SMS operations to these services; the CLI uses the same services locally (keys).
  */
-import { repositories, type Database } from '../db/index.js';
+import { observeChanges, repositories, type Database } from '../db/index.js';
 import { InvalidArgumentError, OperationNotPermittedError } from '../errors/index.js';
 import { AppLaunchService } from './app-launch.js';
 import { AppReplicationService } from './app-replication.js';
@@ -11,6 +11,7 @@ import { AppService } from './apps.js';
 import { CatalogService, type CatalogLog } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
+import { EventLog, WebhookDispatcher, WebhookService, type DispatcherOptions } from './events/index.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { InstanceQueries } from './instances.js';
 import { LaunchOptionsService } from './launch-options.js';
@@ -41,6 +42,8 @@ export interface ControlPlaneOptions {
   readonly instancesDir?: string;
   /** Where the local bucket keeps user data and scripts (DATA_DIR/objects). */
   readonly objectsDir?: string;
+  /** Webhook delivery timing and event retention (tests retry faster). */
+  readonly webhooks?: DispatcherOptions;
   /** Lifecycle timing (tests poll faster). */
   readonly lifecycle?: { readonly pollMs?: number; readonly finalReplicationTimeoutMs?: number };
 }
@@ -53,7 +56,10 @@ export interface WorkerOptions {
 }
 
 export class ControlPlane {
+  /** The database, decorated so that state changes become events (events/log.ts). */
   readonly db: Database;
+  readonly events: EventLog;
+  readonly webhooks: WebhookService;
   readonly clock: Clock;
   readonly keys: KeyService;
   readonly connectors: ConnectorService;
@@ -76,12 +82,20 @@ export class ControlPlane {
   readonly #log: (CatalogLog & ExecutorLog) | undefined;
   #scheduler: Scheduler | undefined;
   #executor: RunExecutor | undefined;
+  #dispatcher: WebhookDispatcher | undefined;
+  readonly #webhookOptions: DispatcherOptions | undefined;
 
-  constructor(o: ControlPlaneOptions) {
+  constructor(options: ControlPlaneOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.events = new EventLog(this.clock);
+    // Every service below writes through the decorated database, so none can change a
+    // watched state without its event.
+    const o = { ...options, db: observeChanges(options.db, this.events) };
     this.db = o.db;
+    this.webhooks = new WebhookService(o.db, this.clock, o.masterKey, this.events);
+    this.#webhookOptions = o.webhooks;
     this.store = o.store;
     this.#log = o.log;
-    this.clock = o.clock ?? systemClock;
     this.keys = new KeyService(o.db, o.masterKey, this.clock);
     this.connectors = new ConnectorService(o.db, this.clock);
     this.catalog = new CatalogService(o.db, this.clock, this.connectors, o.log);
@@ -167,12 +181,22 @@ export class ControlPlane {
     });
     this.#scheduler = new Scheduler(this.db, this.clock, this.jobs, this.#executor, this.#log);
     this.#scheduler.start();
+    this.#dispatcher = new WebhookDispatcher(
+      this.db,
+      this.clock,
+      this.webhooks,
+      this.events,
+      this.#webhookOptions,
+    );
+    this.#dispatcher.start();
   }
 
   /** Stops scheduling; running runs stop at once and resume from their checkpoint next start. */
   async stopWorkers(): Promise<void> {
     await this.#scheduler?.stop();
     this.#scheduler = undefined;
+    await this.#dispatcher?.stop();
+    this.#dispatcher = undefined;
   }
 
   /** Runs one scheduler tick now and waits for the runs it started (tests). */
@@ -180,6 +204,7 @@ export class ControlPlane {
     await this.#scheduler?.tick();
     await this.#scheduler?.settled();
     await this.#executor?.idle();
+    await this.#dispatcher?.idle();
   }
 
   /** Resolves when the database answers (for /healthz). */

@@ -34,3 +34,11 @@ export {
 export { newId, serverIdFor } from './ids.js';
 export { openControlPlane, openStore, type OpenControlOptions, type OpenedControlPlane } from './open.js';
 export type { WorkerOptions } from './control-plane.js';
+export {
+  EVENT_TYPES,
+  verifySignature,
+  signatureHeader,
+  SIGNATURE_HEADER,
+  type DetailType,
+  type FerryEvent,
+} from './events/index.js';

@@ -6,15 +6,13 @@
  * Temporary keys (ASIA…) carry a session token and an expiry, like STS credentials: the
  * token's SHA-256 is stored, and a request must present the token to use the key.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { repositories, type AccessKeyRecord, type Database } from '../db/index.js';
 import { InternalError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { openSecret, sealSecret } from './secrets.js';
 import type { Clock } from './clock.js';
 import { newAccessKeyId, newSecretAccessKey, newSessionToken } from './ids.js';
 
-const ENVELOPE_VERSION = 'v1';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 /** Temporary keys live at most 12 hours (STS's default maximum for sessions is similar). */
 export const MAX_TEMPORARY_KEY_MS = 12 * 3600_000;
 const MAX_DESCRIPTION = 256;
@@ -116,34 +114,16 @@ export class KeyService {
   }
 
   #seal(accessKeyId: string, secret: string): string {
-    const iv = randomBytes(IV_BYTES);
-    const c = createCipheriv('aes-256-gcm', this.#masterKey, iv);
-    c.setAAD(Buffer.from(`ferry-access-key:${accessKeyId}`));
-    const ct = Buffer.concat([c.update(secret, 'utf8'), c.final()]);
-    return `${ENVELOPE_VERSION}.${Buffer.concat([iv, c.getAuthTag(), ct]).toString('base64')}`;
+    return sealSecret(this.#masterKey, `ferry-access-key:${accessKeyId}`, secret);
   }
 
   #open(accessKeyId: string, envelope: string): string {
-    const [version, payload] = envelope.split('.', 2);
-    const raw = Buffer.from(payload ?? '', 'base64');
-    if (version !== ENVELOPE_VERSION || raw.length <= IV_BYTES + TAG_BYTES) {
-      throw new InternalError(`access key ${accessKeyId}: unreadable secret envelope`);
-    }
-    try {
-      const d = createDecipheriv('aes-256-gcm', this.#masterKey, raw.subarray(0, IV_BYTES));
-      d.setAAD(Buffer.from(`ferry-access-key:${accessKeyId}`));
-      d.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-      return Buffer.concat([d.update(raw.subarray(IV_BYTES + TAG_BYTES)), d.final()]).toString('utf8');
-    } catch (err) {
-      // Wrong master key (data directory and database from different installations).
-      throw new InternalError(
-        `access key ${accessKeyId}: secret does not decrypt with this master key`,
-        {},
-        {
-          cause: err,
-        },
-      );
-    }
+    return openSecret(
+      this.#masterKey,
+      `ferry-access-key:${accessKeyId}`,
+      envelope,
+      `access key ${accessKeyId}`,
+    );
   }
 }
 

@@ -142,3 +142,50 @@ export interface TemplateRecord {
   readonly body: string;
   readonly createdAt: number;
 }
+
+/** One entry of the event log (src/control/events): EventBridge-like. */
+export interface EventRecord {
+  /** Time-ordered id (`evt-…`): orders the log and dedupes webhook deliveries. */
+  readonly eventId: string;
+  readonly source: string;
+  readonly detailType: string;
+  readonly occurredAt: number;
+  /** Ids of what the event is about (JSON array). */
+  readonly resources: readonly string[];
+  readonly detail: unknown;
+}
+
+export interface WebhookRecord {
+  readonly webhookId: string;
+  readonly name: string;
+  readonly url: string;
+  readonly description: string | null;
+  /** Sources or detail types delivered (JSON array); empty: every event. */
+  readonly eventPatterns: readonly string[];
+  /** AES-256-GCM envelope of the signing secret, never the secret itself. */
+  readonly secretCiphertext: string;
+  /** PEM certificates trusted for an https URL, besides the system's. */
+  readonly caBundle: string | null;
+  readonly enabled: boolean;
+  readonly maxAttempts: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** One event owed to one webhook (the outbox row the dispatcher works from). */
+export interface DeliveryRecord {
+  readonly deliveryId: string;
+  readonly webhookId: string;
+  readonly eventId: string;
+  /** PENDING | DELIVERED | DEAD */
+  readonly state: string;
+  readonly attempts: number;
+  readonly nextAttemptAt: number | null;
+  readonly leaseOwner: string | null;
+  readonly leaseUntil: number | null;
+  readonly lastStatus: number | null;
+  readonly lastError: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly deliveredAt: number | null;
+}

@@ -15,16 +15,57 @@ import type {
   InstanceRecord,
   TemplateRecord,
 } from './records.js';
+import { atomically, observerOf } from './observe.js';
+import { eventRepositories } from './repos-events.js';
+import type { Table } from './table.js';
 import * as t from './tables.js';
-import type { SqlExecutor } from './types.js';
+import type { SqlExecutor, SqlValue } from './types.js';
 
 type Patch<R> = Partial<R>;
 type Guard<R> = { readonly field: keyof R & string; readonly in: readonly string[] };
 
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
-export function repositories(x: SqlExecutor) {
+/**
+ * Insert and update of a table whose changes an observer may capture (observe.ts): when
+ * the executor carries one that watches the written fields, the write and its capture run
+ * in one transaction with the row before and after; otherwise the plain statement runs.
+ */
+function watched<R extends object>(x: SqlExecutor, table: Table<R>) {
   return {
+    async insert(r: R): Promise<void> {
+      const o = observerOf(x);
+      if (!o?.watches(table.name, Object.keys(r))) return table.insert(x, r);
+      await atomically(x, async (tx) => {
+        await table.insert(tx, r);
+        await o.changed(tx, table.name, undefined, r);
+      });
+    },
+    async update(
+      id: string,
+      p: Patch<R>,
+      onlyIf?: { readonly field: keyof R & string; readonly in: readonly SqlValue[] },
+    ): Promise<number> {
+      const o = observerOf(x);
+      if (!o?.watches(table.name, Object.keys(p))) return table.update(x, id, p, onlyIf);
+      return atomically(x, async (tx) => {
+        const before = await table.get(tx, id);
+        const n = await table.update(tx, id, p, onlyIf);
+        const after = n > 0 && before ? await table.get(tx, id) : undefined;
+        if (before && after) await o.changed(tx, table.name, before, after);
+        return n;
+      });
+    },
+  };
+}
+
+export function repositories(x: SqlExecutor) {
+  const jobs = watched(x, t.jobs);
+  const runs = watched(x, t.runs);
+  const apps = watched(x, t.apps);
+  const instances = watched(x, t.instances);
+  return {
+    ...eventRepositories(x),
     settings: {
       async get(name: string): Promise<string | undefined> {
         const row = await x.get<{ value: string }>('SELECT value FROM settings WHERE name = ?', [name]);
@@ -93,9 +134,9 @@ export function repositories(x: SqlExecutor) {
     },
 
     jobs: {
-      insert: (r: JobRecord) => t.jobs.insert(x, r),
+      insert: (r: JobRecord) => jobs.insert(r),
       get: (id: string) => t.jobs.get(x, id),
-      update: (id: string, p: Patch<JobRecord>, onlyIf?: Guard<JobRecord>) => t.jobs.update(x, id, p, onlyIf),
+      update: (id: string, p: Patch<JobRecord>, onlyIf?: Guard<JobRecord>) => jobs.update(id, p, onlyIf),
       page: (q: PageQuery, states: readonly string[]) =>
         keysetPage(x, t.jobs, 'createdAt', `state IN (${placeholders(states.length)})`, states, q),
       forServer: (serverId: string, states: readonly string[]) =>
@@ -122,9 +163,9 @@ export function repositories(x: SqlExecutor) {
     },
 
     runs: {
-      insert: (r: RunRecord) => t.runs.insert(x, r),
+      insert: (r: RunRecord) => runs.insert(r),
       get: (id: string) => t.runs.get(x, id),
-      update: (id: string, p: Patch<RunRecord>, onlyIf?: Guard<RunRecord>) => t.runs.update(x, id, p, onlyIf),
+      update: (id: string, p: Patch<RunRecord>, onlyIf?: Guard<RunRecord>) => runs.update(id, p, onlyIf),
       pageForJob: (jobId: string, q: PageQuery) =>
         keysetPage(x, t.runs, 'createdAt', 'replication_job_id = ?', [jobId], q),
       forJob: (jobId: string, states: readonly string[]) =>
@@ -159,9 +200,9 @@ export function repositories(x: SqlExecutor) {
     },
 
     apps: {
-      insert: (r: AppRecord) => t.apps.insert(x, r),
+      insert: (r: AppRecord) => apps.insert(r),
       get: (id: string) => t.apps.get(x, id),
-      update: (id: string, p: Patch<AppRecord>) => t.apps.update(x, id, p),
+      update: (id: string, p: Patch<AppRecord>) => apps.update(id, p),
       async byClientToken(token: string): Promise<AppRecord | undefined> {
         return (await t.apps.select(x, 'client_token = ?', [token]))[0];
       },
@@ -176,9 +217,9 @@ export function repositories(x: SqlExecutor) {
     },
 
     instances: {
-      insert: (r: InstanceRecord) => t.instances.insert(x, r),
+      insert: (r: InstanceRecord) => instances.insert(r),
       get: (id: string) => t.instances.get(x, id),
-      update: (id: string, p: Patch<InstanceRecord>) => t.instances.update(x, id, p),
+      update: (id: string, p: Patch<InstanceRecord>) => instances.update(id, p),
       all: () => t.instances.select(x, '1 = 1', [], 'ORDER BY created_at, instance_id'),
       forApp: (appId: string) =>
         t.instances.select(x, 'app_id = ?', [appId], 'ORDER BY created_at, instance_id'),

@@ -149,4 +149,51 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX instances_by_app ON instances (app_id, created_at)`,
     ],
   },
+  {
+    version: 3,
+    name: 'events: event log, webhooks, webhook deliveries (outbox)',
+    statements: (d) => [
+      // event_id is time-ordered (src/control/events/ids.ts), so it alone orders the log.
+      `CREATE TABLE events (
+        event_id TEXT${bytewise(d)} PRIMARY KEY,
+        source TEXT NOT NULL,
+        detail_type TEXT NOT NULL,
+        occurred_at BIGINT NOT NULL,
+        resources TEXT NOT NULL,
+        detail TEXT NOT NULL
+      )`,
+      `CREATE INDEX events_by_time ON events (occurred_at)`,
+      `CREATE TABLE webhooks (
+        webhook_id TEXT${bytewise(d)} PRIMARY KEY,
+        name TEXT NOT NULL,
+        url TEXT NOT NULL,
+        description TEXT,
+        event_patterns TEXT NOT NULL,
+        secret_ciphertext TEXT NOT NULL,
+        ca_bundle TEXT,
+        enabled INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE webhook_deliveries (
+        delivery_id TEXT${bytewise(d)} PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at BIGINT,
+        lease_owner TEXT,
+        lease_until BIGINT,
+        last_status INTEGER,
+        last_error TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        delivered_at BIGINT
+      )`,
+      `CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at)`,
+      `CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, delivery_id)`,
+      `CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id)`,
+    ],
+  },
 ];

@@ -8,6 +8,9 @@ import type {
   ServerRecord,
   InstanceRecord,
   TemplateRecord,
+  EventRecord,
+  WebhookRecord,
+  DeliveryRecord,
 } from './records.js';
 import { Table } from './table.js';
 
@@ -133,4 +136,43 @@ export const templates = new Table<TemplateRecord>('templates', 'templateId', {
   format: ['format', 'text'],
   body: ['body', 'text'],
   createdAt: ['created_at', 'int'],
+});
+
+export const events = new Table<EventRecord>('events', 'eventId', {
+  eventId: ['event_id', 'text'],
+  source: ['source', 'text'],
+  detailType: ['detail_type', 'text'],
+  occurredAt: ['occurred_at', 'int'],
+  resources: ['resources', 'json'],
+  detail: ['detail', 'json'],
+});
+
+export const webhooks = new Table<WebhookRecord>('webhooks', 'webhookId', {
+  webhookId: ['webhook_id', 'text'],
+  name: ['name', 'text'],
+  url: ['url', 'text'],
+  description: ['description', 'text'],
+  eventPatterns: ['event_patterns', 'json'],
+  secretCiphertext: ['secret_ciphertext', 'text'],
+  caBundle: ['ca_bundle', 'text'],
+  enabled: ['enabled', 'bool'],
+  maxAttempts: ['max_attempts', 'int'],
+  createdAt: ['created_at', 'int'],
+  updatedAt: ['updated_at', 'int'],
+});
+
+export const deliveries = new Table<DeliveryRecord>('webhook_deliveries', 'deliveryId', {
+  deliveryId: ['delivery_id', 'text'],
+  webhookId: ['webhook_id', 'text'],
+  eventId: ['event_id', 'text'],
+  state: ['state', 'text'],
+  attempts: ['attempts', 'int'],
+  nextAttemptAt: ['next_attempt_at', 'int'],
+  leaseOwner: ['lease_owner', 'text'],
+  leaseUntil: ['lease_until', 'int'],
+  lastStatus: ['last_status', 'int'],
+  lastError: ['last_error', 'text'],
+  createdAt: ['created_at', 'int'],
+  updatedAt: ['updated_at', 'int'],
+  deliveredAt: ['delivered_at', 'int'],
 });

@@ -11,6 +11,7 @@
  */
 import type { ModelShape } from '../types.js';
 import * as checks from './checks.js';
+import * as events from './events.js';
 import * as instances from './instances.js';
 import * as launchOptions from './launch-options.js';
 import * as lifecycle from './lifecycle.js';
@@ -34,4 +35,5 @@ export const FERRY_AREAS: readonly FerryArea[] = [
   objects,
   launchOptions,
   checks,
+  events,
 ];
