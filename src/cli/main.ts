@@ -31,6 +31,8 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   apps: lazy(() => import('./commands/apps.js'), 'appsCommand'),
   waves: lazy(() => import('./commands/apps.js'), 'wavesCommand'),
   objects: lazy(() => import('./commands/objects.js'), 'objectsCommand'),
+  events: lazy(() => import('./commands/events.js'), 'eventsCommand'),
+  webhooks: lazy(() => import('./commands/events.js'), 'webhooksCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
     list: lazy(() => import('./commands/keys-list.js'), 'keysList'),
@@ -83,6 +85,8 @@ AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --ca-bundle DATA_DIR/tls/ca.pem for Fer
   ferry waves [list | assign NAME APP_ID...]     apps migrated together
   ferry instances stop|start|terminate ID...     instances of this server's launches
   ferry objects put|get|list|delete KEY [FILE]   the local bucket ferry-local (user data, scripts)
+  ferry events [--type T] [--resource ID] [--since 1h] [--follow]   the event log (docs/events.md)
+  ferry webhooks create URL --name N [--events P,…] | list | show | test | deliveries | redeliver …
 
 image store (docs/store.md): --data-dir DIR (a server's data directory: DIR/store and DIR/store.key;
 the default when nothing else is given, like ferry server), or --repo DIR or FERRY_STORE_REPO with

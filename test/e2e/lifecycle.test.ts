@@ -5,6 +5,8 @@
  * test launch (both boot, in order) → revert → test again → ready for cutover → the source
  * changes → cutover with a final replication run (the web instance prints the NEW marker)
  * → finalize (replication stops) → the generated template references both, in order.
+ * A webhook receiver on loopback (created with `ferry webhooks create`) gets every event of
+ * the log, each once, signed, and the lifecycle events in the order the app went through.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +19,8 @@ import { ferry, tempDir } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { smsClient, waitForRun } from '../helpers/sms.js';
 import { bootTools } from '../helpers/boot.js';
+import { webhookReceiver, type Receiver } from '../helpers/webhook-receiver.js';
+import { verifySignature } from '../../src/control/index.js';
 
 const run = promisify(execFile);
 const BOOT = bootTools();
@@ -25,6 +29,8 @@ let server: RunningServer | undefined;
 let sms: SMS;
 let images: string;
 let env: NodeJS.ProcessEnv;
+let receiver: Receiver;
+let signingSecret: string;
 
 before(async () => {
   images = await tempDir('ferry-lifecycle-e2e-');
@@ -38,11 +44,16 @@ before(async () => {
   server = await startServer({ imagesDir: images, args: ['--frequency-unit', 'minutes'], timeoutMs: 60_000 });
   sms = smsClient(server);
   env = { FERRY_ENDPOINT: server.url, FERRY_ACCESS_KEY_FILE: join(server.dataDir, 'admin-credentials.json') };
+  receiver = await webhookReceiver();
+  const r = await ferry(['webhooks', 'create', receiver.url, '--name', 'e2e', '--json'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  signingSecret = (JSON.parse(r.stdout) as { signingSecret: string }).signingSecret;
 });
 
 after(async () => {
   sms?.destroy();
   await server?.stop();
+  await receiver?.close();
 });
 
 async function apps(args: string[], timeoutMs = 300_000) {
@@ -170,4 +181,48 @@ test('test → revert → test → ready → cutover with a final run → finali
   assert.match(await apps(['template', appId, '--yaml']), /^AWSTemplateFormatVersion: /m);
 
   await sms.terminateApp({ appId });
+
+  // Every event of the log reached the webhook, once, signed; the lifecycle in order.
+  const logged = async () => {
+    const r = await ferry(['events', '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { eventId: string; detailType: string; detail: Record<string, unknown> }[];
+  };
+  const until = Date.now() + 30_000;
+  let log = await logged();
+  while (receiver.hits.length < log.length && Date.now() < until) {
+    await new Promise((res) => setTimeout(res, 250));
+    log = await logged();
+  }
+  const received = receiver.hits.map((h) => {
+    assert.ok(verifySignature(signingSecret, h.headers['ferry-signature'] as string, h.body), 'signed');
+    return JSON.parse(h.body) as { id: string; 'detail-type': string; detail: Record<string, unknown> };
+  });
+  const ids = received.map((e) => e.id);
+  assert.equal(new Set(ids).size, ids.length, 'no event delivered twice');
+  assert.deepEqual(new Set(ids), new Set(log.map((e) => e.eventId)), 'every logged event delivered');
+  const states = (type: string, field: string) =>
+    received
+      .filter((e) => e['detail-type'] === type && e.detail.appId === appId)
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .map((e) => e.detail[field]);
+  assert.deepEqual(states('App Lifecycle State Change', 'state'), [
+    'TEST_IN_PROGRESS',
+    'READY_FOR_TESTING',
+    'TEST_IN_PROGRESS',
+    'READY_FOR_CUTOVER',
+    'CUTOVER_IN_PROGRESS',
+    'CUTOVER_COMPLETE',
+    'FINALIZED',
+  ]);
+  assert.ok(states('App Launch Status Change', 'launchStatus').includes('LAUNCHED'));
+  for (const type of [
+    'Replication Job State Change',
+    'Replication Run State Change',
+    'Instance State Change',
+  ])
+    assert.ok(
+      received.some((e) => e['detail-type'] === type),
+      `${type} delivered`,
+    );
 });

@@ -40,7 +40,8 @@ import { needPositionals, parse } from '../args.js';
 const USAGE =
   'ferry server [--data-dir DIR] [--listen HOST:PORT] [--insecure-http | --tls-cert PEM --tls-key PEM] ' +
   '[--images-dir SRC] [--qmp-dir DIR] [--database postgres://…] ' +
-  '[--frequency-unit hours|minutes] [--on-demand-runs-per-day N] [--log-level LEVEL]';
+  '[--frequency-unit hours|minutes] [--on-demand-runs-per-day N] [--event-retention-days N] ' +
+  '[--log-level LEVEL]';
 
 const OPTIONS = {
   'data-dir': { type: 'string' },
@@ -53,6 +54,7 @@ const OPTIONS = {
   database: { type: 'string' },
   'frequency-unit': { type: 'string' },
   'on-demand-runs-per-day': { type: 'string' },
+  'event-retention-days': { type: 'string' },
   'log-level': { type: 'string' },
 } as const;
 
@@ -106,6 +108,14 @@ export async function serverCommand(argv: string[]): Promise<number> {
   if (perDay !== undefined && !(Number.isInteger(perDay) && perDay >= 0 && perDay <= 1000)) {
     throw new InvalidArgumentError('--on-demand-runs-per-day is an integer from 0 to 1000');
   }
+  const retentionDays =
+    values['event-retention-days'] === undefined ? undefined : Number(values['event-retention-days']);
+  if (
+    retentionDays !== undefined &&
+    !(Number.isInteger(retentionDays) && retentionDays >= 1 && retentionDays <= 3650)
+  ) {
+    throw new InvalidArgumentError('--event-retention-days is an integer from 1 to 3650');
+  }
   const log: Logger = pino(
     { level: values['log-level'] ?? 'info', base: { pid: process.pid } },
     pino.destination(2),
@@ -115,6 +125,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     dataDir: values['data-dir'] ?? defaultDataDir(),
     ...(values.database !== undefined ? { database: values.database } : {}),
     jobPolicy: { frequencyUnit: unit, ...(perDay !== undefined ? { onDemandRunsPerDay: perDay } : {}) },
+    ...(retentionDays !== undefined ? { webhooks: { retentionMs: retentionDays * 24 * 3600_000 } } : {}),
     log,
     withStore: true,
     exclusive: true,

@@ -6,36 +6,16 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { DIALECTS, openTestDatabase } from '../../../test/helpers/databases.js';
 import { rejectsWith } from '../../../test/helpers/errors.js';
+import { webhookReceiver } from '../../../test/helpers/webhook-receiver.js';
 import { repositories, type RunRecord, type SqlExecutor } from '../../db/index.js';
 import { systemClock } from '../clock.js';
 import { ControlPlane } from '../control-plane.js';
 import { WebhookDispatcher } from './dispatcher.js';
 import { verifySignature } from './signature.js';
 
-interface Hit {
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
-
-/** A loopback receiver answering `status()` and recording every request. */
-async function receiver(status: () => number = () => 204) {
-  const hits: Hit[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      hits.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      res.writeHead(status()).end('ok');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  return { hits, url, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
+const receiver = webhookReceiver;
 
 async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;
