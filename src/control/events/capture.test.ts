@@ -92,3 +92,13 @@ test('webhook patterns select by source or detail type; none selects all', () =>
   assert.equal(matches(['Instance State Change'], e), true);
   assert.equal(matches(['ferry.replication', 'App Validation Result'], e), false);
 });
+
+test('docs/events.md lists every event of the catalog with its source', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { EVENT_TYPES } = await import('./catalog.js');
+  const doc = await readFile(new URL('../../../../docs/events.md', import.meta.url), 'utf8');
+  const rows = new Map(
+    [...doc.matchAll(/^\| `([^`]+)` \| `([^`]+)` \|/gm)].map((m) => [m[1] as string, m[2] as string]),
+  );
+  assert.deepEqual(Object.fromEntries(rows), { ...EVENT_TYPES });
+});
