@@ -31,3 +31,5 @@ export { parseOvf, type OvfFacts } from './folder/ovf.js';
 export * as kvm from './kvm/index.js';
 export { QmpClient, NbdClient, NbdByteSource, openNbdSource } from './kvm/index.js';
 export { createKvmConnector, type KvmConnectorOptions } from './kvm/index.js';
+export * as link from './link/index.js';
+export { LinkPeer, RemoteConnector, serveConnector } from './link/index.js';

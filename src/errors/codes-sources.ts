@@ -80,3 +80,35 @@ export const NbdTimeoutError = defineError(
   true,
   'The NBD server did not complete the handshake or answer a request in time.',
 );
+
+// ── The remote connector link (src/connectors/link, docs/connector-protocol.md) ───────
+export const LinkProtocolError = defineError(
+  'FERRY_LINK_PROTOCOL_ERROR',
+  'corrupt',
+  false,
+  'The other end of a connector link sent something that is not the link protocol (bad frame, bad JSON, an answer to no call); the link is closed.',
+);
+export const LinkMessageTooLargeError = defineError(
+  'FERRY_LINK_MESSAGE_TOO_LARGE',
+  'too-large',
+  false,
+  'A connector link frame exceeds the documented size caps; the link is closed.',
+);
+export const LinkDownError = defineError(
+  'FERRY_LINK_DOWN',
+  'io',
+  true,
+  'The connector is not connected, or its link dropped with calls in flight (they are retried when it reconnects).',
+);
+export const LinkTimeoutError = defineError(
+  'FERRY_LINK_TIMEOUT',
+  'io',
+  true,
+  'The other end of a connector link did not answer a call in time.',
+);
+export const EnrolmentRefusedError = defineError(
+  'FERRY_ENROLMENT_REFUSED',
+  'refused',
+  false,
+  'An enrolment token is unknown, already used or expired, or a certificate was not issued by this server or was revoked (DisassociateConnector).',
+);

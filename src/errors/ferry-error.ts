@@ -108,3 +108,20 @@ export function defineError(
 export function registeredErrors(): readonly ErrorSpec[] {
   return [...registry.values()];
 }
+
+/**
+ * A FerryError received from another Ferry process (the connector link): the same code,
+ * kind and retryable flag when this build knows the code, else FERRY_INTERNAL.
+ */
+export function errorFromWire(code: unknown, message: unknown, details: unknown): FerryError {
+  const spec = (typeof code === 'string' && registry.get(code)) || registry.get('FERRY_INTERNAL');
+  if (!spec) throw new Error('FERRY_INTERNAL is not registered');
+  const safe: Record<string, string | number | boolean | null> = {};
+  if (typeof details === 'object' && details !== null) {
+    for (const [k, v] of Object.entries(details).slice(0, 32)) {
+      if (v === null || ['string', 'number', 'boolean'].includes(typeof v))
+        safe[k] = typeof v === 'string' ? v.slice(0, 1000) : (v as number | boolean | null);
+    }
+  }
+  return new FerryError(spec, String(message ?? spec.summary).slice(0, 4000), safe);
+}

@@ -1,4 +1,4 @@
-export { FerryError, defineError, registeredErrors, ERROR_KINDS } from './ferry-error.js';
+export { FerryError, defineError, registeredErrors, errorFromWire, ERROR_KINDS } from './ferry-error.js';
 export type { ErrorKind, ErrorSpec, ErrorDetails, FerryErrorClass } from './ferry-error.js';
 export * from './codes.js';
 export * from './codes-store.js';
