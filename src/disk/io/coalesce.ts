@@ -7,9 +7,10 @@
  *   that also continue in the file are joined back into one view of the same memory.
  * - Anything else contiguous in the file is gathered and written with one gather write
  *   (`writev`) when the sink has one, else copied together.
- * - On a seekable sink a few flushes stay in flight (libuv runs them while the writer
- *   prepares the next blocks; positional writes to distinct ranges may overlap). A stream
- *   gets one write at a time, in order.
+ * - One write is in flight at a time, on any sink: it runs (in libuv's pool) while the
+ *   writer gathers the next one. More would not help a file: writes to one file take its
+ *   inode lock in turn, and waiters spin on it (`rwsem_spin_on_owner` was a fifth of a
+ *   qcow2 → raw convert's CPU with four in flight, docs/benchmarks.md).
  * - With `pool`, every view is released to it once written (io/buffer-pool.ts): the writer
  *   promises the pipeline it gives back what it was lent.
  *
@@ -20,8 +21,6 @@ import type { BlockSink } from './block-sink.js';
 
 /** Bytes gathered before a flush starts. */
 const DEFAULT_LIMIT_BYTES = 4 * 1024 * 1024;
-/** Flushes in flight on a seekable sink: enough to keep two cores' I/O busy. */
-const MAX_IN_FLIGHT = 4;
 
 export interface CoalescingOptions {
   readonly limitBytes?: number;
@@ -33,7 +32,8 @@ export class CoalescingWriter {
   readonly #sink: BlockSink;
   readonly #limit: number;
   readonly #pool: BufferPool | undefined;
-  readonly #inFlight: Promise<void>[] = [];
+  /** The write in flight, if any. */
+  #inFlight: Promise<void> | undefined;
   #start = 0;
   #parts: Buffer[] = [];
   #bytes = 0;
@@ -68,7 +68,7 @@ export class CoalescingWriter {
     if (this.#bytes >= this.#limit) await this.flush();
   }
 
-  /** Starts writing what is gathered; waits only when too many writes are in flight. */
+  /** Starts writing what is gathered once the previous write is done; does not wait for it. */
   async flush(): Promise<void> {
     if (this.#bytes === 0) return;
     const parts = this.#parts;
@@ -76,17 +76,22 @@ export class CoalescingWriter {
     this.#written = start + this.#bytes;
     this.#parts = [];
     this.#bytes = 0;
+    await this.#settle();
     const p = this.#writeParts(start, parts);
-    p.catch(() => {}); // surfaced when awaited below or in drain()
-    this.#inFlight.push(p);
-    const most = this.#sink.seekable ? MAX_IN_FLIGHT : 0;
-    while (this.#inFlight.length > most) await this.#inFlight.shift();
+    p.catch(() => {}); // surfaced by the next flush or drain()
+    this.#inFlight = p;
   }
 
   /** Flushes and waits for every write: the output is on the sink when it resolves. */
   async drain(): Promise<void> {
     await this.flush();
-    while (this.#inFlight.length > 0) await this.#inFlight.shift();
+    await this.#settle();
+  }
+
+  async #settle(): Promise<void> {
+    const p = this.#inFlight;
+    this.#inFlight = undefined;
+    await p;
   }
 
   async #writeParts(start: number, parts: Buffer[]): Promise<void> {
