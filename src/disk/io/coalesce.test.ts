@@ -130,9 +130,26 @@ test('the pool ignores foreign buffers and refuses to release more than was held
 });
 
 test('idle buffers are capped', () => {
-  const pool = new BufferPool(8192);
-  const bufs = [pool.acquire(4096), pool.acquire(4096), pool.acquire(4096)];
+  const size = 64 * 1024;
+  const pool = new BufferPool(2 * size);
+  const bufs = [pool.acquire(size), pool.acquire(size), pool.acquire(size)];
   for (const b of bufs) pool.release(b);
-  const again = [pool.acquire(4096), pool.acquire(4096), pool.acquire(4096)].map((b) => b.buffer);
+  const again = [pool.acquire(size), pool.acquire(size), pool.acquire(size)].map((b) => b.buffer);
   assert.equal(again.filter((x) => bufs.some((b) => b.buffer === x)).length, 2);
+});
+
+test('sizes share power-of-two classes, so runs of any length reuse buffers', () => {
+  const pool = new BufferPool();
+  const a = pool.acquire(768 * 1024);
+  assert.equal(a.length, 768 * 1024);
+  assert.equal(a.buffer.byteLength, 1024 * 1024);
+  pool.release(a);
+  const b = pool.acquire(600 * 1024);
+  assert.equal(b.buffer, a.buffer, 'a smaller request of the same class reuses it');
+  assert.equal(b.length, 600 * 1024);
+  pool.release(b.subarray(0, 100 * 1024));
+  assert.notEqual(pool.acquire(1000 * 1024).buffer, a.buffer, 'still partly held');
+  pool.release(b.subarray(100 * 1024));
+  assert.equal(pool.acquire(1000 * 1024).buffer, a.buffer);
+  assert.equal(pool.acquire(100).buffer.byteLength, 64 * 1024);
 });
