@@ -50,6 +50,8 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     GetObject: (i) => c.bucket().getObject(as(i)),
     DeleteObject: (i) => c.bucket().delete(as(i)),
     ListObjects: (i) => c.bucket().list(as(i)),
+    // Remote connectors (docs/connector-protocol.md)
+    CreateEnrolmentToken: (i) => c.enrolment.createEnrolmentToken(as(i)),
     // Events and webhooks (docs/events.md)
     ListEvents: (i) => c.events.listEvents(c.db, as(i)),
     CreateWebhook: (i) => c.webhooks.createWebhook(as(i)),

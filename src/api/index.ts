@@ -19,4 +19,4 @@ export { toWireError } from './errors.js';
 export { OPERATIONS, TARGET_PREFIX, FERRY_OPERATIONS, FERRY_TARGET_PREFIX } from './model/index.js';
 export { bindOperations } from './operations.js';
 export { bindFerryOperations } from './ferry-operations.js';
-export { ensureTlsMaterial, serverNames, type TlsFiles } from './tls/material.js';
+export { ensureTlsMaterial, serverNames, type TlsFiles } from '../control/index.js';

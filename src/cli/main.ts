@@ -32,6 +32,8 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   waves: lazy(() => import('./commands/apps.js'), 'wavesCommand'),
   objects: lazy(() => import('./commands/objects.js'), 'objectsCommand'),
   events: lazy(() => import('./commands/events.js'), 'eventsCommand'),
+  connector: lazy(() => import('./commands/connector.js'), 'connectorCommand'),
+  connectors: lazy(() => import('./commands/connector.js'), 'connectorsCommand'),
   webhooks: lazy(() => import('./commands/events.js'), 'webhooksCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
@@ -67,6 +69,8 @@ image commands (disk engine):
 control plane (docs/control-plane.md):
   ferry server --data-dir DIR --listen HOST:PORT --insecure-http [--images-dir SRC]
   ferry keys create|list|revoke [--data-dir DIR] [--json]   SigV4 access keys
+  ferry connectors [list] | enrol [--ttl 1h] | disassociate ID [--data-dir DIR]   remote connectors
+  ferry connector --server HOST:PORT --ca-bundle CA --state-dir DIR [--enrol-token T] (--images-dir SRC | --qmp-dir DIR)
   ferry instances list|console [ID] [--data-dir DIR] [--json] instances LaunchApp started here
 
 clients of a running server (SMS API; --endpoint URL or FERRY_ENDPOINT, --access-key-file F or

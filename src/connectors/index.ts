@@ -33,3 +33,4 @@ export { QmpClient, NbdClient, NbdByteSource, openNbdSource } from './kvm/index.
 export { createKvmConnector, type KvmConnectorOptions } from './kvm/index.js';
 export * as link from './link/index.js';
 export { LinkPeer, RemoteConnector, serveConnector } from './link/index.js';
+export type { LinkTarget, LinkIdentity } from './link/index.js';

@@ -4,7 +4,16 @@
  * catalog and the run executor call. A connector is *usable* when it is associated,
  * healthy and reachable.
  */
-import type { Connector, ConnectorDescriptor } from '../connectors/index.js';
+import {
+  CONNECTOR_CAPABILITIES,
+  RemoteConnector,
+  VM_MANAGER_TYPES,
+  type Connector,
+  type ConnectorCapability,
+  type ConnectorDescriptor,
+  type LinkPeer,
+  type VmManagerType,
+} from '../connectors/index.js';
 import { repositories, type Database } from '../db/index.js';
 import { NoConnectorsError, NotFoundError } from '../errors/index.js';
 import type { Clock } from './clock.js';
@@ -28,7 +37,52 @@ export class ConnectorService {
   }
 
   detach(connectorId: string): void {
+    const live = this.#live.get(connectorId);
+    if (live instanceof RemoteConnector) live.detach();
     this.#live.delete(connectorId);
+  }
+
+  /**
+   * A remote connector's link came up (link-server.ts): the connector it announces (its
+   * id is the certificate's, never the announcement's) is used through the link from now
+   * on; runs waiting for it after a drop go on.
+   */
+  async attachRemote(
+    connectorId: string,
+    hello: Record<string, unknown>,
+    peer: LinkPeer,
+    ip?: string,
+  ): Promise<void> {
+    const text = (v: unknown, max: number) =>
+      typeof v === 'string' && v.length > 0 ? v.slice(0, max) : undefined;
+    const caps = Array.isArray(hello.capabilities) ? hello.capabilities : [];
+    const type = text(hello.vmManagerType, 32);
+    const descriptor: ConnectorDescriptor = {
+      connectorId,
+      kind: 'remote',
+      version: text(hello.version, 64) ?? 'unknown',
+      capabilities: caps.filter((c): c is ConnectorCapability =>
+        (CONNECTOR_CAPABILITIES as readonly unknown[]).includes(c),
+      ),
+      vmManagerId: text(hello.vmManagerId, 256) ?? connectorId,
+      vmManagerName: text(hello.vmManagerName, 256) ?? 'remote',
+      ...(type && (VM_MANAGER_TYPES as readonly string[]).includes(type)
+        ? { vmManagerType: type as VmManagerType }
+        : {}),
+      ...(ip ? { ipAddress: ip.replace(/^::ffff:/, '') } : {}),
+    };
+    const r = (typeof hello.roles === 'object' && hello.roles !== null ? hello.roles : {}) as Record<
+      string,
+      unknown
+    >;
+    const roles = { snapshot: r.snapshot === true, release: r.release === true, sweep: r.sweep === true };
+    let remote = this.#live.get(connectorId);
+    if (!(remote instanceof RemoteConnector)) {
+      remote = new RemoteConnector(descriptor, { roles });
+      this.#live.set(connectorId, remote);
+    }
+    (remote as RemoteConnector).attach(peer, descriptor, roles);
+    await this.#register(descriptor);
   }
 
   async heartbeat(connectorId: string): Promise<void> {
@@ -61,6 +115,8 @@ export class ConnectorService {
       });
     }
     await r.connectors.update(input.connectorId, { disassociatedAt: this.#clock.now() });
+    // A remote connector's link is cut now; its certificate is refused from now on.
+    if (c.kind === 'remote') this.detach(input.connectorId);
     return {};
   }
 
@@ -108,6 +164,7 @@ export class ConnectorService {
       associatedOn: now,
       lastHeartbeatAt: now,
       disassociatedAt: null,
+      certSerial: null,
     });
   }
 }

@@ -11,6 +11,7 @@ import { AppService } from './apps.js';
 import { CatalogService, type CatalogLog } from './catalog.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConnectorService } from './connectors.js';
+import { EnrolmentService } from './enrolment.js';
 import { EventLog, WebhookDispatcher, WebhookService, type DispatcherOptions } from './events/index.js';
 import { DEFAULT_JOB_POLICY, JobService, type JobPolicy } from './jobs.js';
 import { InstanceQueries } from './instances.js';
@@ -63,6 +64,8 @@ export class ControlPlane {
   readonly clock: Clock;
   readonly keys: KeyService;
   readonly connectors: ConnectorService;
+  /** Enrolment tokens and certificates of remote connectors. */
+  readonly enrolment: EnrolmentService;
   readonly catalog: CatalogService;
   readonly jobs: JobService;
   readonly apps: AppService;
@@ -98,6 +101,7 @@ export class ControlPlane {
     this.#log = o.log;
     this.keys = new KeyService(o.db, o.masterKey, this.clock);
     this.connectors = new ConnectorService(o.db, this.clock);
+    this.enrolment = new EnrolmentService(o.db, this.clock);
     this.catalog = new CatalogService(o.db, this.clock, this.connectors, o.log);
     const store = o.store;
     this.jobs = new JobService(

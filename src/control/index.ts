@@ -42,3 +42,6 @@ export {
   type DetailType,
   type FerryEvent,
 } from './events/index.js';
+export { ensureTlsMaterial, loadCa, serverNames, type TlsFiles } from './pki/material.js';
+export { LinkServer } from './link-server.js';
+export { EnrolmentService, DEFAULT_TOKEN_TTL_MS } from './enrolment.js';

@@ -30,6 +30,8 @@ export interface ConnectorRecord {
   readonly associatedOn: number;
   readonly lastHeartbeatAt: number;
   readonly disassociatedAt: number | null;
+  /** Serial (hex) of a remote connector's client certificate; null for built-in ones. */
+  readonly certSerial: string | null;
 }
 
 export interface ServerRecord {
@@ -188,4 +190,16 @@ export interface DeliveryRecord {
   readonly createdAt: number;
   readonly updatedAt: number;
   readonly deliveredAt: number | null;
+}
+
+/** A one-time token a remote connector enrols with (stored hashed). */
+export interface EnrolmentTokenRecord {
+  /** SHA-256 (hex) of the token. */
+  readonly tokenHash: string;
+  readonly description: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  /** The connector id the token enrolled. */
+  readonly usedBy: string | null;
 }

@@ -14,6 +14,7 @@ import type {
   ServerRecord,
   InstanceRecord,
   TemplateRecord,
+  EnrolmentTokenRecord,
 } from './records.js';
 import { atomically, observerOf } from './observe.js';
 import { eventRepositories } from './repos-events.js';
@@ -87,8 +88,10 @@ export function repositories(x: SqlExecutor) {
     },
 
     connectors: {
-      /** Registers or re-registers; `associatedOn` of an existing row is kept. */
-      upsert: (r: ConnectorRecord) => t.connectors.upsert(x, r, ['connectorId'], ['associatedOn']),
+      /** Registers or re-registers; `associatedOn` and the certificate of an existing row are kept. */
+      upsert: (r: ConnectorRecord) =>
+        t.connectors.upsert(x, r, ['connectorId'], ['associatedOn', 'certSerial']),
+      insert: (r: ConnectorRecord) => t.connectors.insert(x, r),
       get: (id: string) => t.connectors.get(x, id),
       update: (id: string, p: Patch<ConnectorRecord>) => t.connectors.update(x, id, p),
       page: (q: PageQuery) => keysetPage(x, t.connectors, 'connectorId', 'disassociated_at IS NULL', [], q),
@@ -223,6 +226,19 @@ export function repositories(x: SqlExecutor) {
       all: () => t.instances.select(x, '1 = 1', [], 'ORDER BY created_at, instance_id'),
       forApp: (appId: string) =>
         t.instances.select(x, 'app_id = ?', [appId], 'ORDER BY created_at, instance_id'),
+    },
+
+    enrolmentTokens: {
+      insert: (r: EnrolmentTokenRecord) => t.enrolmentTokens.insert(x, r),
+      get: (hash: string) => t.enrolmentTokens.get(x, hash),
+      /** Marks a token used, only if unused and unexpired; false otherwise (single use). */
+      async use(hash: string, connectorId: string, now: number): Promise<boolean> {
+        const r = await x.run(
+          'UPDATE enrolment_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?',
+          [now, connectorId, hash, now],
+        );
+        return r.changes === 1;
+      },
     },
 
     templates: {

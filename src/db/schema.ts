@@ -196,4 +196,21 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id)`,
     ],
   },
+  {
+    version: 4,
+    name: 'remote connectors: enrolment tokens, connector certificates',
+    statements: () => [
+      `CREATE TABLE enrolment_tokens (
+        token_hash TEXT PRIMARY KEY,
+        description TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        used_at BIGINT,
+        used_by TEXT
+      )`,
+      // The serial of the client certificate a remote connector was enrolled with; its
+      // link is accepted only with that certificate, and not once disassociated.
+      `ALTER TABLE connectors ADD COLUMN cert_serial TEXT`,
+    ],
+  },
 ];

@@ -11,6 +11,7 @@ import type {
   EventRecord,
   WebhookRecord,
   DeliveryRecord,
+  EnrolmentTokenRecord,
 } from './records.js';
 import { Table } from './table.js';
 
@@ -37,6 +38,7 @@ export const connectors = new Table<ConnectorRecord>('connectors', 'connectorId'
   associatedOn: ['associated_on', 'int'],
   lastHeartbeatAt: ['last_heartbeat_at', 'int'],
   disassociatedAt: ['disassociated_at', 'int'],
+  certSerial: ['cert_serial', 'text'],
 });
 
 export const servers = new Table<ServerRecord>('servers', 'serverId', {
@@ -175,4 +177,13 @@ export const deliveries = new Table<DeliveryRecord>('webhook_deliveries', 'deliv
   createdAt: ['created_at', 'int'],
   updatedAt: ['updated_at', 'int'],
   deliveredAt: ['delivered_at', 'int'],
+});
+
+export const enrolmentTokens = new Table<EnrolmentTokenRecord>('enrolment_tokens', 'tokenHash', {
+  tokenHash: ['token_hash', 'text'],
+  description: ['description', 'text'],
+  createdAt: ['created_at', 'int'],
+  expiresAt: ['expires_at', 'int'],
+  usedAt: ['used_at', 'int'],
+  usedBy: ['used_by', 'text'],
 });

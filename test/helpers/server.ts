@@ -23,6 +23,8 @@ export interface RunningServer {
   readonly child: ChildProcess;
   /** Everything the server wrote to stderr so far (its log). */
   log(): string;
+  /** Everything it wrote to stdout so far (its announcements). */
+  stdout(): string;
   /** SIGTERM (or another signal), then waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -65,8 +67,8 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`ferry server did not start in time; stderr: ${stderr}`));
@@ -95,6 +97,7 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
     credentials,
     child,
     log: () => stderr,
+    stdout: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const code = await exited;

@@ -26,6 +26,8 @@ import {
 import { createFolderConnector, createKvmConnector, type Connector } from '../../connectors/index.js';
 import {
   HEARTBEAT_INTERVAL_MS,
+  LinkServer,
+  loadCa,
   createPrivateFile,
   defaultDataDir,
   newId,
@@ -39,7 +41,7 @@ import { needPositionals, parse } from '../args.js';
 
 const USAGE =
   'ferry server [--data-dir DIR] [--listen HOST:PORT] [--insecure-http | --tls-cert PEM --tls-key PEM] ' +
-  '[--images-dir SRC] [--qmp-dir DIR] [--database postgres://…] ' +
+  '[--images-dir SRC] [--qmp-dir DIR] [--connector-listen HOST:PORT] [--database postgres://…] ' +
   '[--frequency-unit hours|minutes] [--on-demand-runs-per-day N] [--event-retention-days N] ' +
   '[--log-level LEVEL]';
 
@@ -55,6 +57,7 @@ const OPTIONS = {
   'frequency-unit': { type: 'string' },
   'on-demand-runs-per-day': { type: 'string' },
   'event-retention-days': { type: 'string' },
+  'connector-listen': { type: 'string' },
   'log-level': { type: 'string' },
 } as const;
 
@@ -170,6 +173,24 @@ export async function serverCommand(argv: string[]): Promise<number> {
           `ferry: TLS certificate from Ferry's CA; clients trust ${tls.caPath} (aws --ca-bundle ${tls.caPath})\n`,
         );
       }
+    }
+    if (values['connector-listen'] !== undefined) {
+      // Remote connectors dial in over mutual TLS (docs/connector-protocol.md).
+      const at = parseListen(values['connector-listen']);
+      const tls = await ensureTlsMaterial(dir.tlsDir, at.host);
+      const link = new LinkServer({
+        ca: await loadCa(dir.tlsDir),
+        cert: tls.cert,
+        key: tls.key,
+        connectors: control.connectors,
+        enrolment: control.enrolment,
+        log,
+      });
+      const bound = await link.listen(at.host, at.port);
+      stops.unshift(() => link.close());
+      process.stdout.write(
+        `ferry: connector link on ${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port} (connectors trust ${tls.caPath})\n`,
+      );
     }
     const metrics = new ApiMetrics();
     metrics.addGauges(() => gauges(control));

@@ -7,3 +7,11 @@ export { LinkPeer, type Handler, type PeerOptions } from './peer.js';
 export { serveConnector, type AgentState } from './agent.js';
 export { RemoteConnector, RECONNECT_WAIT_MS } from './remote.js';
 export { encodeFrame, FrameDecoder, MAX_BODY, MAX_HEADER } from './frames.js';
+export {
+  enrol,
+  runLink,
+  HEARTBEAT_MS,
+  type LinkIdentity,
+  type LinkTarget,
+  type ClientLog,
+} from './client.js';

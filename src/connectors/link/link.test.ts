@@ -39,7 +39,10 @@ async function sha(d: { virtualSize: number; read(o: number, l: number): Promise
 async function setup() {
   const images = await makeImagesDir(2, 3 << 20);
   const local = await createFolderConnector({ connectorId: 'c-remote', imagesDir: images, version: 't' });
-  const remote = new RemoteConnector({ ...local.descriptor, kind: 'remote' }, { reconnectWaitMs: 5000 });
+  const remote = new RemoteConnector(
+    { ...local.descriptor, kind: 'remote' },
+    { reconnectWaitMs: 5000, roles: {} },
+  );
   const links: { agent: LinkPeer; server: LinkPeer }[] = [];
   const connectLink = async () => {
     const [a, b] = await pair();
@@ -73,7 +76,7 @@ test('a remote folder connector: inventory and disks read exactly as locally', a
 });
 
 test('a link dropped mid-read: the read waits for the reconnection and the disk reads on', async () => {
-  const { local, remote, connectLink } = await setup();
+  const { local, remote, connectLink, links } = await setup();
   const first = await connectLink();
   const [s] = await remote.inventory.collect();
   const disk = await remote.source.openDisk(s!.vmId, 0);
@@ -90,6 +93,7 @@ test('a link dropped mid-read: the read waits for the reconnection and the disk 
   }
   assert.equal(h.digest('hex'), want);
   await disk.close();
+  for (const l of links) l.agent.close();
 });
 
 test('a connector that does not come back fails the call with FERRY_LINK_DOWN, bounded', async () => {
@@ -98,8 +102,12 @@ test('a connector that does not come back fails the call with FERRY_LINK_DOWN, b
   link.agent.close();
   const quick = new RemoteConnector(remote.descriptor, { reconnectWaitMs: 200 });
   const started = Date.now();
+  // The wait's timer does not hold the process open (a server has its listener for that).
+  const alive = setInterval(() => undefined, 1000);
   await rejectsWith(quick.inventory.collect(), 'FERRY_LINK_DOWN');
+  clearInterval(alive);
   assert.ok(Date.now() - started < 3000);
+  link.server.close();
 });
 
 test('hostile frames close the link with coded errors; unknown methods answer coded errors', async () => {
@@ -122,4 +130,6 @@ test('hostile frames close the link with coded errors; unknown methods answer co
   a.write(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0]));
   await rejectsWith(pending, 'FERRY_LINK_DOWN');
   assert.equal(agent.closed || server.closed, true);
+  agent.close();
+  server.close();
 });

@@ -29,30 +29,62 @@ const isLinkLoss = (e: FerryError) =>
   e.code === 'FERRY_LINK_TIMEOUT' ||
   (e.code === 'FERRY_NOT_FOUND' && e.details.resource === 'disk');
 
+/** Which optional source roles the remote connector has (its hello says). */
+export interface RemoteRoles {
+  readonly snapshot?: boolean;
+  readonly release?: boolean;
+  readonly sweep?: boolean;
+}
+
 export class RemoteConnector implements Connector {
   descriptor: ConnectorDescriptor;
   readonly inventory;
-  readonly source;
+  source: Connector['source'];
   #peer: LinkPeer | undefined;
   #waiters: (() => void)[] = [];
   readonly #reconnectWaitMs: number;
 
-  constructor(descriptor: ConnectorDescriptor, o: { reconnectWaitMs?: number } = {}) {
+  constructor(descriptor: ConnectorDescriptor, o: { reconnectWaitMs?: number; roles?: RemoteRoles } = {}) {
     this.descriptor = descriptor;
     this.#reconnectWaitMs = o.reconnectWaitMs ?? RECONNECT_WAIT_MS;
     this.inventory = { collect: () => this.#collect() };
-    this.source = {
+    this.source = this.#source(o.roles ?? {});
+  }
+
+  /** The source roles: reading always; snapshots only where the remote source takes them. */
+  #source(roles: RemoteRoles): Connector['source'] {
+    return {
       openDisk: (vmId: string, index: number, snapshot?: SourceSnapshot, base?: DiskLayer) =>
         this.#openDisk(vmId, index, snapshot, base),
-      snapshot: async (vmId: string, o: SnapshotOptions) =>
-        (await this.call('source.snapshot', { vmId, runId: o.runId, ...(o.since ? { since: o.since } : {}) }))
-          .result as SourceSnapshot,
-      release: async (vmId: string, snapshotId: string, committed: boolean) => {
-        await this.call('source.release', { vmId, snapshotId, committed });
-      },
-      sweep: async (vmId: string, keep: { snapshots: readonly string[]; checkpoints: readonly string[] }) => {
-        await this.call('source.sweep', { vmId, keep });
-      },
+      ...(roles.snapshot
+        ? {
+            snapshot: async (vmId: string, o: SnapshotOptions) =>
+              (
+                await this.call('source.snapshot', {
+                  vmId,
+                  runId: o.runId,
+                  ...(o.since ? { since: o.since } : {}),
+                })
+              ).result as SourceSnapshot,
+          }
+        : {}),
+      ...(roles.release
+        ? {
+            release: async (vmId: string, snapshotId: string, committed: boolean) => {
+              await this.call('source.release', { vmId, snapshotId, committed });
+            },
+          }
+        : {}),
+      ...(roles.sweep
+        ? {
+            sweep: async (
+              vmId: string,
+              keep: { snapshots: readonly string[]; checkpoints: readonly string[] },
+            ) => {
+              await this.call('source.sweep', { vmId, keep });
+            },
+          }
+        : {}),
     };
   }
 
@@ -61,10 +93,11 @@ export class RemoteConnector implements Connector {
   }
 
   /** A (re)connected link of this connector: calls waiting for one go on. */
-  attach(peer: LinkPeer, descriptor?: ConnectorDescriptor): void {
+  attach(peer: LinkPeer, descriptor?: ConnectorDescriptor, roles?: RemoteRoles): void {
     this.#peer?.close();
     this.#peer = peer;
     if (descriptor) this.descriptor = descriptor;
+    if (roles) this.source = this.#source(roles);
     peer.onClose(() => {
       if (this.#peer === peer) this.#peer = undefined;
     });

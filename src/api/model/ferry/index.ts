@@ -11,6 +11,7 @@
  */
 import type { ModelShape } from '../types.js';
 import * as checks from './checks.js';
+import * as connectors from './connectors.js';
 import * as events from './events.js';
 import * as instances from './instances.js';
 import * as launchOptions from './launch-options.js';
@@ -36,4 +37,5 @@ export const FERRY_AREAS: readonly FerryArea[] = [
   launchOptions,
   checks,
   events,
+  connectors,
 ];

@@ -13,7 +13,7 @@ test('a CA and a server certificate that Node (OpenSSL) parses, verifies and mat
     days: 5,
     ca: false,
     names: ['localhost', '127.0.0.1', '::1', 'ferry.example'],
-    issuer: { commonName: 'Test CA', key: ca.key, publicKey: ca.publicKey },
+    issuer: { commonName: 'Test CA', key: ca.key!, publicKey: ca.publicKey },
   });
   const caCert = new X509Certificate(ca.certPem);
   const cert = new X509Certificate(server.certPem);

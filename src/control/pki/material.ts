@@ -4,7 +4,7 @@
  * address is not among its names). Clients trust DATA_DIR/tls/ca.pem:
  * `aws … --ca-bundle DATA_DIR/tls/ca.pem`, or `ca` in the SDK's https agent.
  */
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -90,4 +90,16 @@ function stillGood(certPem: string, caPem: string, names: readonly string[], now
   } catch {
     return false;
   }
+}
+
+/** The installation's CA (made by ensureTlsMaterial): what issues connector certificates. */
+export async function loadCa(
+  tlsDir: string,
+): Promise<{ caPem: string; key: KeyObject; publicKey: KeyObject }> {
+  const [caPem, keyPem] = await Promise.all([
+    readFile(join(tlsDir, 'ca.pem'), 'utf8'),
+    readFile(join(tlsDir, 'ca.key'), 'utf8'),
+  ]);
+  const key = createPrivateKey(keyPem);
+  return { caPem, key, publicKey: createPublicKey(key) };
 }

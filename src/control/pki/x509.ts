@@ -1,8 +1,9 @@
 /**
  * X.509 v3 certificates (RFC 5280) signed with ECDSA P-256 / SHA-256, built with
  * node:crypto alone: a CA for a Ferry installation and server certificates it issues.
- * Extensions: basicConstraints and keyUsage (critical), extKeyUsage serverAuth,
- * subjectAltName (DNS names and IP addresses), subject and authority key identifiers.
+ * Extensions: basicConstraints and keyUsage (critical), extKeyUsage serverAuth (or
+ * clientAuth for connectors' certificates, docs/connector-protocol.md), subjectAltName
+ * (DNS names and IP addresses), subject and authority key identifiers.
  */
 import {
   createHash,
@@ -23,6 +24,7 @@ const OID = {
   keyUsage: '2.5.29.15',
   extKeyUsage: '2.5.29.37',
   serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
   subjectAltName: '2.5.29.17',
   subjectKeyId: '2.5.29.14',
   authorityKeyId: '2.5.29.35',
@@ -42,6 +44,13 @@ export interface CertificateSpec {
   /** The issuing CA; absent = self-signed. */
   readonly issuer?: { readonly commonName: string; readonly key: KeyObject; readonly publicKey: KeyObject };
   readonly now?: Date;
+  /** A client (TLS clientAuth) certificate instead of a server one. */
+  readonly client?: boolean;
+  /**
+   * Certify this public key (its holder keeps the private key: enrolment) instead of a
+   * new key pair; `keyPem` is then empty. P-256 keys only.
+   */
+  readonly subjectPublicKey?: KeyObject;
 }
 
 const name = (cn: string) =>
@@ -74,8 +83,10 @@ function ipv6Bytes(addr: string): Buffer {
   return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));
 }
 
-export function issueCertificate(spec: CertificateSpec): Issued & { key: KeyObject; publicKey: KeyObject } {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+export function issueCertificate(spec: CertificateSpec): Issued & { key?: KeyObject; publicKey: KeyObject } {
+  const pair = spec.subjectPublicKey ? undefined : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const publicKey = spec.subjectPublicKey ?? (pair as { publicKey: KeyObject }).publicKey;
+  const privateKey = pair?.privateKey;
   const now = spec.now ?? new Date();
   const notBefore = new Date(now.getTime() - 3600_000); // tolerate slightly slow clocks
   const notAfter = new Date(now.getTime() + spec.days * 86_400_000);
@@ -83,12 +94,15 @@ export function issueCertificate(spec: CertificateSpec): Issued & { key: KeyObje
   serial[0] = (serial[0] as number) & 0x7f;
   const issuerName = spec.issuer?.commonName ?? spec.commonName;
   const signer = spec.issuer?.key ?? privateKey;
+  if (!signer) throw new Error('a certificate for a given public key needs an issuer');
   const issuerKeyId = keyId(spec.issuer?.publicKey ?? publicKey);
   const exts = [
     extension(OID.basicConstraints, true, spec.ca ? seq(boolTrue()) : seq()),
     // CA: digitalSignature, keyCertSign, cRLSign; server: digitalSignature.
     extension(OID.keyUsage, true, spec.ca ? bits(Buffer.from([0x86]), 1) : bits(Buffer.from([0x80]), 7)),
-    ...(spec.ca ? [] : [extension(OID.extKeyUsage, false, seq(oid(OID.serverAuth)))]),
+    ...(spec.ca
+      ? []
+      : [extension(OID.extKeyUsage, false, seq(oid(spec.client ? OID.clientAuth : OID.serverAuth)))]),
     ...(spec.names?.length ? [extension(OID.subjectAltName, false, seq(...spec.names.map(altName)))] : []),
     extension(OID.subjectKeyId, false, octets(keyId(publicKey))),
     extension(OID.authorityKeyId, false, seq(tlv(0x80, issuerKeyId))),
@@ -112,8 +126,8 @@ export function issueCertificate(spec: CertificateSpec): Issued & { key: KeyObje
     .trimEnd();
   return {
     certPem: `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`,
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-    key: privateKey,
-    publicKey: createPublicKey(privateKey),
+    keyPem: privateKey ? (privateKey.export({ type: 'pkcs8', format: 'pem' }) as string) : '',
+    ...(privateKey ? { key: privateKey } : {}),
+    publicKey: privateKey ? createPublicKey(privateKey) : publicKey,
   };
 }

@@ -1,0 +1,186 @@
+/**
+ * End to end, a remote connector (docs/connector-protocol.md): a real `ferry server` with
+ * a connector link, a real `ferry connector` process enrolled with a one-time token, over
+ * mutual TLS on loopback. The catalog and the runs go through the link; the connector is
+ * killed (-9) mid-run and started again, and the run completes with the right image; a
+ * used token and a disassociated connector are refused with coded errors.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SMS } from '@aws-sdk/client-sms';
+import { makeImagesDir } from '../helpers/fixtures.js';
+import { FERRY_BIN, ferry, pseudoRandom, sha256File, tempDir } from '../helpers/qemu.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+import { smsClient, waitForRun } from '../helpers/sms.js';
+
+let server: RunningServer;
+let sms: SMS;
+let images: string;
+let linkPort: number;
+const children = new Set<ChildProcess>();
+
+interface Connector {
+  readonly child: ChildProcess;
+  out(): string;
+  err(): string;
+  exited: Promise<number | null>;
+}
+
+function startConnector(stateDir: string, token?: string): Connector {
+  const child = spawn(
+    process.execPath,
+    [
+      FERRY_BIN,
+      'connector',
+      '--server',
+      `127.0.0.1:${linkPort}`,
+      '--ca-bundle',
+      join(server.dataDir, 'tls', 'ca.pem'),
+      '--state-dir',
+      stateDir,
+      '--images-dir',
+      images,
+      ...(token ? ['--enrol-token', token] : []),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, out: () => out, err: () => err, exited };
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function token(): Promise<string> {
+  const r = await ferry(['connectors', 'enrol', '--data-dir', server.dataDir, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as { enrolmentToken: string }).enrolmentToken;
+}
+
+before(async () => {
+  // Big enough that a run over the link takes a few seconds: the kill lands mid-read.
+  images = await makeImagesDir(2, 160 << 20);
+  server = await startServer({ args: ['--connector-listen', '127.0.0.1:0', '--frequency-unit', 'minutes'] });
+  linkPort = Number(/connector link on 127\.0\.0\.1:(\d+)/.exec(server.stdout())?.[1]);
+  assert.ok(linkPort > 0, server.stdout());
+  sms = smsClient(server);
+});
+
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  sms?.destroy();
+  await server?.stop();
+});
+
+test('enrolled over mutual TLS: catalog and replication through the link; kill -9 mid-run resumes', async () => {
+  const state = join(await tempDir('ferry-connector-'), 'state');
+  const t = await token();
+  let c = startConnector(state, t);
+  await until('the link', () => c.out().includes('connected to'));
+  const identity = JSON.parse(await readFile(join(state, 'identity.json'), 'utf8')) as {
+    connectorId: string;
+  };
+  const connectors = (await sms.getConnectors({})).connectorList ?? [];
+  assert.deepEqual(
+    connectors.map((x) => [x.connectorId, x.status]),
+    [[identity.connectorId, 'HEALTHY']],
+  );
+
+  await sms.importServerCatalog({});
+  const servers = (await sms.getServers({})).serverList ?? [];
+  assert.equal(servers.length, 2);
+  const vm01 = servers.find((s) => s.vmServer?.vmName === 'vm01')!;
+  const { replicationJobId } = await sms.createReplicationJob({
+    serverId: vm01.serverId!,
+    seedReplicationTime: new Date(),
+    frequency: 600,
+  });
+  const first = await waitForRun(sms, replicationJobId!, undefined, 180_000);
+  assert.equal(first.state, 'COMPLETED', first.statusMessage);
+  const out = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
+  const exp = await ferry([
+    'images',
+    'export',
+    first.amiId!,
+    '--data-dir',
+    server.dataDir,
+    '--disk',
+    '0',
+    '-O',
+    'raw',
+    out,
+  ]);
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.equal(await sha256File(out), await sha256File(join(images, 'vm01', 'disk0.img')));
+
+  // The source changes; the next run starts; the connector dies mid-read and comes back.
+  const f = await open(join(images, 'vm01', 'disk0.img'), 'r+');
+  await f.write(pseudoRandom(1 << 20, 99), 0, 1 << 20, 40 << 20);
+  await f.close();
+  const { replicationRunId } = await sms.startOnDemandReplicationRun({ replicationJobId: replicationJobId! });
+  await until('the run reading', async () => {
+    const run = (
+      await sms.getReplicationRuns({ replicationJobId: replicationJobId! })
+    ).replicationRunList?.find((r) => r.replicationRunId === replicationRunId);
+    assert.notEqual(run?.state, 'COMPLETED', 'the run ended before the connector could be killed');
+    return run?.state === 'ACTIVE';
+  });
+  c.child.kill('SIGKILL');
+  await c.exited;
+  await new Promise((r) => setTimeout(r, 500));
+  c = startConnector(state); // no token: the identity is in the state directory
+  const second = await waitForRun(sms, replicationJobId!, replicationRunId, 180_000);
+  assert.equal(second.state, 'COMPLETED', second.statusMessage);
+  const out2 = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
+  const exp2 = await ferry([
+    'images',
+    'export',
+    second.amiId!,
+    '--data-dir',
+    server.dataDir,
+    '--disk',
+    '0',
+    '-O',
+    'raw',
+    out2,
+  ]);
+  assert.equal(exp2.code, 0, exp2.stderr);
+  assert.equal(await sha256File(out2), await sha256File(join(images, 'vm01', 'disk0.img')));
+
+  // DisassociateConnector cuts the link, and the certificate is refused from then on.
+  await sms.disassociateConnector({ connectorId: identity.connectorId });
+  const code = await c.exited;
+  assert.notEqual(code, 0);
+  assert.match(c.err(), /FERRY_ENROLMENT_REFUSED/);
+});
+
+test('an enrolment token works once; a wrong one is refused', async () => {
+  const t = await token();
+  const a = startConnector(join(await tempDir('ferry-connector-'), 'a'), t);
+  await until('the first link', () => a.out().includes('connected to'));
+  const b = startConnector(join(await tempDir('ferry-connector-'), 'b'), t);
+  assert.notEqual(await b.exited, 0);
+  assert.match(b.err(), /FERRY_ENROLMENT_REFUSED/);
+  const bad = startConnector(
+    join(await tempDir('ferry-connector-'), 'c'),
+    `fce_${createHash('sha256').update('x').digest('base64url')}`,
+  );
+  assert.notEqual(await bad.exited, 0);
+  assert.match(bad.err(), /FERRY_ENROLMENT_REFUSED/);
+  a.child.kill('SIGTERM');
+  assert.equal(await a.exited, 0);
+});
