@@ -7,76 +7,39 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SMS } from '@aws-sdk/client-sms';
 import { makeImagesDir } from '../helpers/fixtures.js';
-import { FERRY_BIN, ferry, pseudoRandom, sha256File, tempDir } from '../helpers/qemu.js';
+import { ferry, pseudoRandom, sha256File, tempDir } from '../helpers/qemu.js';
+import {
+  enrolmentToken,
+  startConnector,
+  untilTrue,
+  type ConnectorProcess,
+} from '../helpers/remote-connector.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { smsClient, waitForRun } from '../helpers/sms.js';
 
 let server: RunningServer;
 let sms: SMS;
 let images: string;
-let linkPort: number;
 const children = new Set<ChildProcess>();
 
-interface Connector {
-  readonly child: ChildProcess;
-  out(): string;
-  err(): string;
-  exited: Promise<number | null>;
+function connector(stateDir: string, token?: string): ConnectorProcess {
+  const c = startConnector(server, stateDir, ['--images-dir', images], token);
+  children.add(c.child);
+  return c;
 }
-
-function startConnector(stateDir: string, token?: string): Connector {
-  const child = spawn(
-    process.execPath,
-    [
-      FERRY_BIN,
-      'connector',
-      '--server',
-      `127.0.0.1:${linkPort}`,
-      '--ca-bundle',
-      join(server.dataDir, 'tls', 'ca.pem'),
-      '--state-dir',
-      stateDir,
-      '--images-dir',
-      images,
-      ...(token ? ['--enrol-token', token] : []),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, out: () => out, err: () => err, exited };
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function token(): Promise<string> {
-  const r = await ferry(['connectors', 'enrol', '--data-dir', server.dataDir, '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { enrolmentToken: string }).enrolmentToken;
-}
+const until = untilTrue;
+const token = () => enrolmentToken(server);
 
 before(async () => {
   // Big enough that a run over the link takes a few seconds: the kill lands mid-read.
   images = await makeImagesDir(2, 160 << 20);
   server = await startServer({ args: ['--connector-listen', '127.0.0.1:0', '--frequency-unit', 'minutes'] });
-  linkPort = Number(/connector link on 127\.0\.0\.1:(\d+)/.exec(server.stdout())?.[1]);
-  assert.ok(linkPort > 0, server.stdout());
   sms = smsClient(server);
 });
 
@@ -89,7 +52,7 @@ after(async () => {
 test('enrolled over mutual TLS: catalog and replication through the link; kill -9 mid-run resumes', async () => {
   const state = join(await tempDir('ferry-connector-'), 'state');
   const t = await token();
-  let c = startConnector(state, t);
+  let c = connector(state, t);
   await until('the link', () => c.out().includes('connected to'));
   const identity = JSON.parse(await readFile(join(state, 'identity.json'), 'utf8')) as {
     connectorId: string;
@@ -142,7 +105,7 @@ test('enrolled over mutual TLS: catalog and replication through the link; kill -
   c.child.kill('SIGKILL');
   await c.exited;
   await new Promise((r) => setTimeout(r, 500));
-  c = startConnector(state); // no token: the identity is in the state directory
+  c = connector(state); // no token: the identity is in the state directory
   const second = await waitForRun(sms, replicationJobId!, replicationRunId, 180_000);
   assert.equal(second.state, 'COMPLETED', second.statusMessage);
   const out2 = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
@@ -170,12 +133,12 @@ test('enrolled over mutual TLS: catalog and replication through the link; kill -
 
 test('an enrolment token works once; a wrong one is refused', async () => {
   const t = await token();
-  const a = startConnector(join(await tempDir('ferry-connector-'), 'a'), t);
+  const a = connector(join(await tempDir('ferry-connector-'), 'a'), t);
   await until('the first link', () => a.out().includes('connected to'));
-  const b = startConnector(join(await tempDir('ferry-connector-'), 'b'), t);
+  const b = connector(join(await tempDir('ferry-connector-'), 'b'), t);
   assert.notEqual(await b.exited, 0);
   assert.match(b.err(), /FERRY_ENROLMENT_REFUSED/);
-  const bad = startConnector(
+  const bad = connector(
     join(await tempDir('ferry-connector-'), 'c'),
     `fce_${createHash('sha256').update('x').digest('base64url')}`,
   );

@@ -161,12 +161,20 @@ export class FerryHost {
   constructor(
     readonly dataDir: string,
     readonly qmpDir: string,
+    /** Serve the VMs through a remote connector (connector link) instead of --qmp-dir. */
+    readonly remote = false,
   ) {}
 
   async start(): Promise<void> {
     this.server = await startServer({
       dataDir: this.dataDir,
-      args: ['--qmp-dir', this.qmpDir, '--on-demand-runs-per-day', '1000', '--log-level', 'info'],
+      args: [
+        ...(this.remote ? ['--connector-listen', '127.0.0.1:0'] : ['--qmp-dir', this.qmpDir]),
+        '--on-demand-runs-per-day',
+        '1000',
+        '--log-level',
+        'info',
+      ],
       timeoutMs: 60_000,
     });
     this.started.push(this.server);
