@@ -11,6 +11,12 @@ import type { DiskLayer, LayerInfo } from './layer.js';
 
 /** Map window: big enough to amortise per-call cost, small enough to bound extent lists. */
 const MAP_WINDOW_BYTES = 1024 * 1024 * 1024;
+/**
+ * The first window is small and each next one twice as large (up to MAP_WINDOW_BYTES):
+ * a copy cannot start before the first window is mapped, and mapping 1 GiB of a fragmented
+ * qcow2 first took a good part of the time before a convert's first write.
+ */
+const FIRST_MAP_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export interface Disk {
   readonly virtualSize: number;
@@ -47,8 +53,9 @@ export class LayeredDisk implements Disk {
     checkRange(offset, length, this.virtualSize);
     const end = offset + length;
     let pending: Extent | undefined;
-    for (let pos = offset; pos < end; pos += MAP_WINDOW_BYTES) {
-      const win = await this.mapRange(pos, Math.min(MAP_WINDOW_BYTES, end - pos));
+    let window = FIRST_MAP_WINDOW_BYTES;
+    for (let pos = offset; pos < end; pos += window, window = Math.min(MAP_WINDOW_BYTES, window * 2)) {
+      const win = await this.mapRange(pos, Math.min(window, end - pos));
       for (const e of win) {
         if (pending) {
           const merged: Extent[] = [pending];
