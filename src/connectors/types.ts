@@ -30,6 +30,8 @@ export interface ConnectorDescriptor {
   readonly vmManagerType?: VmManagerType;
   readonly ipAddress?: string;
   readonly macAddress?: string;
+  /** Runs this connector takes at once (a host's capacity); absent: no cap of its own. */
+  readonly maxConcurrentRuns?: number;
 }
 
 export interface InventoryDisk {

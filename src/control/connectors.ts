@@ -70,6 +70,11 @@ export class ConnectorService {
         ? { vmManagerType: type as VmManagerType }
         : {}),
       ...(ip ? { ipAddress: ip.replace(/^::ffff:/, '') } : {}),
+      ...(Number.isInteger(hello.maxConcurrentRuns) &&
+      (hello.maxConcurrentRuns as number) >= 1 &&
+      (hello.maxConcurrentRuns as number) <= 1000
+        ? { maxConcurrentRuns: hello.maxConcurrentRuns as number }
+        : {}),
     };
     const r = (typeof hello.roles === 'object' && hello.roles !== null ? hello.roles : {}) as Record<
       string,
@@ -140,6 +145,11 @@ export class ConnectorService {
       );
     }
     return c;
+  }
+
+  /** The run cap a live connector announced (per server process), if any. */
+  capOf(connectorId: string): number | undefined {
+    return this.#live.get(connectorId)?.descriptor.maxConcurrentRuns;
   }
 
   async healthCounts(): Promise<{ healthy: number; unhealthy: number }> {

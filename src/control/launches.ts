@@ -72,7 +72,12 @@ export class LaunchService {
       );
     }
     const busy = body.launch?.status;
-    if (busy === 'LAUNCH_PENDING' || busy === 'LAUNCH_IN_PROGRESS' || busy === 'LAUNCHED') {
+    if (
+      busy === 'LAUNCH_PENDING' ||
+      busy === 'LAUNCH_IN_PROGRESS' ||
+      busy === 'VALIDATION_IN_PROGRESS' ||
+      busy === 'LAUNCHED'
+    ) {
       throw new OperationNotPermittedError(`application ${appId} is already ${busy}; terminate it first`);
     }
     const plan: LaunchStep[] = [];

@@ -28,8 +28,13 @@ let sms: SMS;
 let images: string;
 const children = new Set<ChildProcess>();
 
-function connector(stateDir: string, token?: string): ConnectorProcess {
-  const c = startConnector(server, stateDir, ['--images-dir', images], token);
+function connector(
+  stateDir: string,
+  token?: string,
+  extra: readonly string[] = [],
+  dir = images,
+): ConnectorProcess {
+  const c = startConnector(server, stateDir, ['--images-dir', dir, ...extra], token);
   children.add(c.child);
   return c;
 }
@@ -146,4 +151,52 @@ test('an enrolment token works once; a wrong one is refused', async () => {
   assert.match(bad.err(), /FERRY_ENROLMENT_REFUSED/);
   a.child.kill('SIGTERM');
   assert.equal(await a.exited, 0);
+});
+
+test('--max-concurrent-runs 1 runs one job at a time; --bandwidth paces the data', async () => {
+  // Its own folder (new servers), served capped and paced.
+  const own = await makeImagesDir(2, 160 << 20);
+  const c = connector(
+    join(await tempDir('ferry-connector-'), 'capped'),
+    await token(),
+    ['--max-concurrent-runs', '1', '--bandwidth', '64M'],
+    own,
+  );
+  await until('the link', () => c.out().includes('connected to'));
+  const known = new Set(((await sms.getServers({})).serverList ?? []).map((s) => s.serverId));
+  await sms.importServerCatalog({});
+  const mine = ((await sms.getServers({})).serverList ?? []).filter((s) => !known.has(s.serverId));
+  assert.equal(mine.length, 2, 'both servers of the new folder catalogued through the new connector');
+  const started = Date.now();
+  const jobs = await Promise.all(
+    mine.map(
+      async (s) =>
+        (
+          await sms.createReplicationJob({
+            serverId: s.serverId!,
+            seedReplicationTime: new Date(),
+            frequency: 600,
+          })
+        ).replicationJobId!,
+    ),
+  );
+  let both = false;
+  const done = new Set<string>();
+  while (done.size < jobs.length) {
+    const runs = await Promise.all(
+      jobs.map(async (j) => (await sms.getReplicationRuns({ replicationJobId: j })).replicationRunList?.[0]),
+    );
+    const states = runs.map((r) => r?.state);
+    if (states.filter((x) => x === 'ACTIVE').length > 1) both = true;
+    states.forEach((x, i) => x === 'COMPLETED' && done.add(jobs[i]!));
+    assert.ok(!states.includes('FAILED'), JSON.stringify(runs.map((r) => [r?.state, r?.statusMessage])));
+    assert.ok(Date.now() - started < 240_000, 'runs finish');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(both, false, 'never two runs of the capped connector at once');
+  // 2 × 160 MiB at 64 MiB/s: at least ~5 s, however fast the machine.
+  const took = (Date.now() - started) / 1000;
+  assert.ok(took >= 4.5, `two paced runs took ${took} s`);
+  c.child.kill('SIGTERM');
+  await c.exited;
 });

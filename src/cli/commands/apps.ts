@@ -221,7 +221,8 @@ async function followLaunch(remote: Remote, appId: string, print: boolean): Prom
     const line = `${appId}  ${status}  ${app?.launchStatusMessage ?? ''}`;
     if (print && line !== last) process.stdout.write(`${cell(line, 200)}\n`);
     last = line;
-    if (status !== 'LAUNCH_PENDING' && status !== 'LAUNCH_IN_PROGRESS') return status;
+    // Validation runs between launch-order groups: the launch is not over yet.
+    if (!['LAUNCH_PENDING', 'LAUNCH_IN_PROGRESS', 'VALIDATION_IN_PROGRESS'].includes(status)) return status;
     await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
   }
 }

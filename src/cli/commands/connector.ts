@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createFolderConnector, createKvmConnector, link, type Connector } from '../../connectors/index.js';
 import { AbortedError, InvalidArgumentError } from '../../errors/index.js';
-import { needPositionals, parse } from '../args.js';
+import { intOption, needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
 import { CLIENT_OPTIONS } from '../remote/connection.js';
 import { withRemote } from '../remote/session.js';
@@ -21,7 +21,8 @@ import { durationMs } from './keys-create.js';
 import { ferryVersion, parseListen } from './server.js';
 
 const USAGE =
-  'ferry connector --server HOST:PORT --ca-bundle CA.pem --state-dir DIR [--enrol-token T] (--images-dir SRC | --qmp-dir DIR)';
+  'ferry connector --server HOST:PORT --ca-bundle CA.pem --state-dir DIR [--enrol-token T] (--images-dir SRC | --qmp-dir DIR) ' +
+  '[--bandwidth 50M] [--bandwidth-schedule "Mon-Fri 08:00-18:00=10M; …"] [--max-concurrent-runs N]';
 
 export async function connectorCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
@@ -33,6 +34,9 @@ export async function connectorCommand(argv: string[]): Promise<number> {
       'enrol-token': { type: 'string' },
       'images-dir': { type: 'string' },
       'qmp-dir': { type: 'string' },
+      bandwidth: { type: 'string' },
+      'bandwidth-schedule': { type: 'string' },
+      'max-concurrent-runs': { type: 'string' },
     },
     USAGE,
   );
@@ -42,6 +46,10 @@ export async function connectorCommand(argv: string[]): Promise<number> {
   if ((values['images-dir'] === undefined) === (values['qmp-dir'] === undefined))
     throw new InvalidArgumentError(`give one source: --images-dir or --qmp-dir\nusage: ${USAGE}`);
   const at = parseListen(values.server);
+  const schedule = new link.BandwidthSchedule(values.bandwidth, values['bandwidth-schedule']);
+  const maxRuns = intOption(values['max-concurrent-runs'], '--max-concurrent-runs');
+  if (maxRuns !== undefined && (maxRuns < 1 || maxRuns > 1000))
+    throw new InvalidArgumentError('--max-concurrent-runs is 1 … 1000');
   const stateDir = values['state-dir'];
   let caPem = '';
   if (values['ca-bundle']) caPem = await readFile(values['ca-bundle'], 'utf8');
@@ -74,13 +82,19 @@ export async function connectorCommand(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
+    const descriptor = {
+      ...connector.descriptor,
+      kind: 'remote' as const,
+      ...(maxRuns !== undefined ? { maxConcurrentRuns: maxRuns } : {}),
+    };
     await link.runLink(
       target,
       identity,
-      { ...connector, descriptor: { ...connector.descriptor, kind: 'remote' } },
+      { ...connector, descriptor },
       {
         signal: abort.signal,
         log,
+        ...(schedule.limited ? { throttle: new link.Throttle(schedule) } : {}),
       },
     );
   } finally {

@@ -18,6 +18,8 @@ export const MAX_READ = 4 << 20;
 export const MAX_EXTENTS = 65_536;
 /** Servers per inventory page. */
 export const INVENTORY_PAGE = 500;
+/** Inventory collections kept for paging at once (concurrent imports and runs). */
+const MAX_INVENTORIES = 8;
 
 const KINDS = ['data', 'zero', 'unallocated', 'compressed'] as const;
 
@@ -69,7 +71,8 @@ export interface AgentState {
 export function serveConnector(connector: Connector): AgentState {
   const disks = new Map<number, Disk>();
   let nextHandle = 1;
-  let inventory: { token: string; servers: readonly InventoryServer[] } | undefined;
+  // A few collections at once (two runs may look up their server together), newest kept.
+  const inventories = new Map<string, readonly InventoryServer[]>();
   const disk = (p: Record<string, unknown>) => {
     const d = disks.get(int(p, 'handle', 1, Number.MAX_SAFE_INTEGER));
     if (!d)
@@ -86,16 +89,20 @@ export function serveConnector(connector: Connector): AgentState {
   const handlers: Record<string, Handler> = {
     'inventory.collect': async () => {
       const servers = await connector.inventory.collect();
-      inventory = { token: `inv-${Date.now().toString(36)}-${nextHandle++}`, servers };
-      return { result: { token: inventory.token, count: servers.length } };
+      const token = `inv-${Date.now().toString(36)}-${nextHandle++}`;
+      inventories.set(token, servers);
+      while (inventories.size > MAX_INVENTORIES)
+        inventories.delete(inventories.keys().next().value as string);
+      return { result: { token, count: servers.length } };
     },
     'inventory.page': async (p) => {
-      if (!inventory || p.token !== inventory.token)
+      const all = typeof p.token === 'string' ? inventories.get(p.token) : undefined;
+      if (!all)
         throw new NotFoundError('link call: inventory token unknown (collect again)', {
           resource: 'inventory',
         });
-      const from = int(p, 'from', 0, inventory.servers.length);
-      const servers = inventory.servers.slice(from, from + INVENTORY_PAGE);
+      const from = int(p, 'from', 0, all.length);
+      const servers = all.slice(from, from + INVENTORY_PAGE);
       return { body: Buffer.from(JSON.stringify(servers), 'utf8') };
     },
     'source.snapshot': async (p) => {

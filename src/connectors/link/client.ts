@@ -13,6 +13,7 @@ import { LinkDownError, toFerryError } from '../../errors/index.js';
 import type { Connector, ConnectorDescriptor } from '../types.js';
 import { serveConnector } from './agent.js';
 import { LinkPeer } from './peer.js';
+import { throttled, type Throttle } from './throttle.js';
 
 export const HEARTBEAT_MS = 10_000;
 const BACKOFF_MIN_MS = 500;
@@ -111,14 +112,22 @@ export async function runLink(
   target: LinkTarget,
   id: LinkIdentity,
   connector: Connector,
-  o: { signal: AbortSignal; log?: ClientLog; onUp?: () => void; heartbeatMs?: number },
+  o: {
+    signal: AbortSignal;
+    log?: ClientLog;
+    onUp?: () => void;
+    heartbeatMs?: number;
+    /** Paces disk data (--bandwidth, --bandwidth-schedule). */
+    throttle?: Throttle;
+  },
 ): Promise<void> {
   let backoff = BACKOFF_MIN_MS;
   while (!o.signal.aborted) {
     try {
       const socket = await dial(target, id);
       const served = serveConnector(connector);
-      const peer = new LinkPeer(socket, { handlers: served.handlers, compress: true });
+      const handlers = o.throttle ? throttled(served.handlers, o.throttle) : served.handlers;
+      const peer = new LinkPeer(socket, { handlers, compress: true });
       const down = new Promise<string>((resolve) => peer.onClose((err) => resolve(err.message)));
       const stop = () => peer.close();
       o.signal.addEventListener('abort', stop, { once: true });

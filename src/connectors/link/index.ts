@@ -15,3 +15,4 @@ export {
   type LinkTarget,
   type ClientLog,
 } from './client.js';
+export { BandwidthSchedule, Throttle, throttled, MIN_RATE } from './throttle.js';

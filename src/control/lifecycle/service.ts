@@ -32,7 +32,12 @@ export interface LifecycleOptions {
   readonly finalReplicationTimeoutMs?: number;
 }
 
-const BUSY_LAUNCH = new Set(['LAUNCH_PENDING', 'LAUNCH_IN_PROGRESS', 'TERMINATE_IN_PROGRESS']);
+const BUSY_LAUNCH = new Set([
+  'LAUNCH_PENDING',
+  'LAUNCH_IN_PROGRESS',
+  'VALIDATION_IN_PROGRESS',
+  'TERMINATE_IN_PROGRESS',
+]);
 
 export class LifecycleService {
   readonly #o: LifecycleOptions;

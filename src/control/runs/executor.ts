@@ -50,7 +50,7 @@ export interface ExecutorOptions {
 export class RunExecutor {
   readonly workerId = `w-${randomBytes(6).toString('hex')}`;
   readonly #o: ExecutorOptions;
-  readonly #active = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  readonly #active = new Map<string, { abort: AbortController; done: Promise<void>; connectorId?: string }>();
   #stopped = false;
 
   constructor(o: ExecutorOptions) {
@@ -77,9 +77,15 @@ export class RunExecutor {
             ? run.leaseOwner !== this.workerId
             : (run.leaseUntil ?? 0) < now),
     );
-    for (const run of candidates.slice(0, free)) {
+    const picked: RunRecord[] = [];
+    for (const run of candidates) {
+      if (picked.length >= free) break;
+      if (await this.#atConnectorCap(run, picked)) continue;
+      picked.push(run);
+    }
+    for (const run of picked) {
       const claim = await this.#claim(run, now);
-      if (claim?.kind === 'start') this.#start(claim.run);
+      if (claim?.kind === 'start') this.#start(claim.run, await this.#connectorOf(claim.run));
       else if (claim?.kind === 'job-deleted') {
         await this.#releaseSource(claim.run, (claim.run.checkpoint ?? {}) as Checkpoint);
         await deleteRunOfDeletedJob(this.#o.db, run.replicationRunId, now);
@@ -91,6 +97,24 @@ export class RunExecutor {
         await failRun(this.#o.db, run.replicationRunId, this.workerId, err, now);
       }
     }
+  }
+
+  /**
+   * Whether the run's connector already runs as many runs in this process as it allows
+   * (`ferry connector --max-concurrent-runs`): the run waits PENDING for a slot.
+   */
+  async #atConnectorCap(run: RunRecord, picked: readonly RunRecord[]): Promise<boolean> {
+    const connectorId = await this.#connectorOf(run);
+    const cap = connectorId ? this.#o.connectors.capOf(connectorId) : undefined;
+    if (cap === undefined) return false;
+    let busy = [...this.#active.values()].filter((a) => a.connectorId === connectorId).length;
+    for (const p of picked) if ((await this.#connectorOf(p)) === connectorId) busy++;
+    return busy >= cap;
+  }
+
+  async #connectorOf(run: RunRecord): Promise<string | undefined> {
+    const job = await repositories(this.#o.db).jobs.get(run.replicationJobId);
+    return (job?.server as JobServerSnapshot | undefined)?.connectorId;
   }
 
   /** Aborts the runs of this process (they resume on the next start) and waits for them. */
@@ -160,14 +184,14 @@ export class RunExecutor {
     });
   }
 
-  #start(run: RunRecord): void {
+  #start(run: RunRecord, connectorId: string | undefined): void {
     const abort = new AbortController();
     const done = this.#execute(run, abort)
       .catch((err: unknown) =>
         this.#o.log?.warn({ err: loggable(err), run: run.replicationRunId }, 'run failed'),
       )
       .finally(() => this.#active.delete(run.replicationRunId));
-    this.#active.set(run.replicationRunId, { abort, done });
+    this.#active.set(run.replicationRunId, { abort, done, ...(connectorId ? { connectorId } : {}) });
   }
 
   async #execute(run: RunRecord, abort: AbortController): Promise<void> {
