@@ -125,8 +125,16 @@ export class ConnectorService {
     return {};
   }
 
-  /** Live, associated, healthy connectors (what the catalog and runs may use). */
+  /**
+   * Live, associated, healthy connectors whose link (if remote) is up: what a catalog
+   * import asks. A remote connector whose link just dropped is left out here (an import
+   * would wait for it), but runs still reach it through `require` and wait for it to return.
+   */
   async usable(): Promise<Connector[]> {
+    return (await this.#healthy()).filter((c) => !(c instanceof RemoteConnector) || c.connected);
+  }
+
+  async #healthy(): Promise<Connector[]> {
     const now = this.#clock.now();
     const records = await repositories(this.#db).connectors.active();
     return records
@@ -137,7 +145,7 @@ export class ConnectorService {
 
   /** The usable connector with this id, or FERRY_NO_CONNECTORS saying why not. */
   async require(connectorId: string): Promise<Connector> {
-    const c = (await this.usable()).find((x) => x.descriptor.connectorId === connectorId);
+    const c = (await this.#healthy()).find((x) => x.descriptor.connectorId === connectorId);
     if (!c) {
       throw new NoConnectorsError(
         `connector ${connectorId} is not available (disassociated, unhealthy, or not running in this server)`,

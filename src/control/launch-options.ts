@@ -29,6 +29,12 @@ export interface ServerLaunchOptions {
   readonly preserveMac?: boolean;
   /** An explicit MAC address (wins over preserveMac). */
   readonly macAddress?: string;
+  /**
+   * Launch this image of the server (an `ami-` of one of its runs) instead of its latest:
+   * LaunchApp and test launches use it, a cutover always takes its final run's image.
+   * Retention keeps a pinned image.
+   */
+  readonly imageId?: string;
 }
 
 type OptionsBody = AppBody & { readonly launchOptions?: Readonly<Record<string, ServerLaunchOptions>> };
@@ -65,6 +71,7 @@ export class LaunchOptionsService {
           member: 'serverId',
         });
       }
+      if (options.imageId !== undefined) await checkImageOfServer(r, serverId, options.imageId);
       const launchOptions = { ...(body.launchOptions ?? {}), [serverId]: options };
       await r.apps.update(appId, { body: { ...body, launchOptions }, updatedAt: this.#clock.now() });
     });
@@ -108,6 +115,29 @@ function check(o: ServerLaunchOptions): void {
       },
     );
   }
+}
+
+/** A pinned image must be one a run of this server made (and still lists). */
+async function checkImageOfServer(r: Repositories, serverId: string, imageId: string): Promise<void> {
+  const jobs = await r.jobs.forServer(serverId, [
+    'PENDING',
+    'ACTIVE',
+    'FAILING',
+    'PAUSED_ON_FAILURE',
+    'COMPLETED',
+    'FAILED',
+  ]);
+  for (const job of jobs) {
+    if ((await r.runs.withImages(job.replicationJobId)).some((run) => run.amiId === imageId)) return;
+  }
+  throw new InvalidArgumentError(`image ${imageId} was not made by a replication run of server ${serverId}`, {
+    member: 'imageId',
+  });
+}
+
+/** The image the app pins for a server, if any (launch-options `imageId`). */
+export function pinnedImage(body: AppBody, serverId: string): string | undefined {
+  return (body as OptionsBody).launchOptions?.[serverId]?.imageId;
 }
 
 /** The server's facts (catalog, else those its replication job kept) under the app's overrides. */

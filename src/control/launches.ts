@@ -19,7 +19,7 @@ import type { AppBody, AppLaunchState } from './apps.js';
 import { requireApp } from './apps.js';
 import type { Clock } from './clock.js';
 import type { LocalObjects } from './objects.js';
-import { resolveLaunchOptions } from './launch-options.js';
+import { pinnedImage, resolveLaunchOptions } from './launch-options.js';
 import { freeLoopbackPort, type GroupMember, type LaunchValidator } from './validation/run.js';
 import { bootFiles, imageDisks, type LaunchGroup, type LaunchStep } from './launch-plan.js';
 import { InstanceHost } from './instance-host.js';
@@ -84,7 +84,9 @@ export class LaunchService {
     const groups = [...config.groups].sort((a, b) => (a.launchOrder ?? 1e9) - (b.launchOrder ?? 1e9));
     for (const group of groups) {
       for (const server of group.servers) {
-        const imageId = await this.#latestImage(server.serverId);
+        // A cutover launches what its final run just made; other launches honour a pin.
+        const pinned = purpose === 'cutover' ? undefined : pinnedImage(body, server.serverId);
+        const imageId = pinned ?? (await this.#latestImage(server.serverId));
         if (!imageId) {
           throw new OperationNotPermittedError(
             `server ${server.serverId} of application ${appId} has no replicated image yet; replicate it first`,

@@ -206,6 +206,7 @@ export function repositories(x: SqlExecutor) {
       insert: (r: AppRecord) => apps.insert(r),
       get: (id: string) => t.apps.get(x, id),
       update: (id: string, p: Patch<AppRecord>) => apps.update(id, p),
+      all: () => t.apps.select(x, '', [], 'ORDER BY created_at, app_id'),
       async byClientToken(token: string): Promise<AppRecord | undefined> {
         return (await t.apps.select(x, 'client_token = ?', [token]))[0];
       },

@@ -16,7 +16,7 @@ import { rejectsWith } from '../../../test/helpers/errors.js';
 import { pseudoRandom, tempDir } from '../../../test/helpers/qemu.js';
 import { createFolderConnector } from '../../connectors/index.js';
 import { repositories } from '../../db/index.js';
-import { MemoryBackend, RawMasterKey, Repository } from '../../store/index.js';
+import { listImages, MemoryBackend, RawMasterKey, Repository } from '../../store/index.js';
 import { ControlPlane } from '../control-plane.js';
 
 async function setup(dialect: (typeof DIALECTS)[number]) {
@@ -259,6 +259,53 @@ for (const dialect of DIALECTS) {
         );
         await s.control.waves.assignWave({ waveName: '', appIds: [appId, other] });
         assert.deepEqual((await s.control.waves.listWaves()).waves, []);
+      } finally {
+        await s.close();
+      }
+    });
+
+    test('a pinned image is what LaunchApp boots, and retention keeps it', async () => {
+      const s = await setup(dialect);
+      try {
+        const a = s.byName.get('vm01')!;
+        const appId = await makeApp(s, 'pinned', [a]);
+        const { replicationJobId } = await s.control.jobs.createReplicationJob({
+          serverId: a,
+          seedReplicationTime: Date.now() - 1000,
+          frequency: 600,
+          numberOfRecentAmisToKeep: 1,
+        });
+        const latest = async (not?: string) => {
+          for (let i = 0; i < 600; i++) {
+            await s.control.runDueWork();
+            const job = (await s.control.jobs.getReplicationJobs({ replicationJobId }))
+              .replicationJobList[0]!;
+            if (job.latestAmiId && job.latestAmiId !== not) return job.latestAmiId;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return assert.fail('no new image');
+        };
+        const first = await latest();
+        await rejectsWith(
+          s.control.launchOptions.putServerLaunchOptions({
+            appId,
+            serverId: a,
+            imageId: 'ami-00000000000000000',
+          }),
+          'FERRY_INVALID_ARGUMENT',
+        );
+        await s.control.launchOptions.putServerLaunchOptions({ appId, serverId: a, imageId: first });
+        await writeFile(join(s.images, 'vm01', 'disk0.img'), pseudoRandom(1 << 20, 77));
+        await s.control.jobs.startOnDemandReplicationRun({ replicationJobId });
+        const second = await latest(first);
+        const kept = (await listImages(s.control.store!, { job: replicationJobId })).map((i) => i.id).sort();
+        assert.deepEqual(kept, [first, second].sort(), 'keep 1, plus the pinned one');
+
+        await s.control.launches!.launchApp(appId);
+        await s.control.launches!.settled(appId);
+        const [instance] = (await s.control.instances.list({ appId })).instances;
+        assert.equal(instance?.imageId, first, 'the pinned image, not the latest');
+        await s.control.launches!.terminateApp(appId);
       } finally {
         await s.close();
       }

@@ -18,6 +18,7 @@ import type { ConnectorService } from '../connectors.js';
 import { jobStatesBefore } from '../states.js';
 import type { JobServerSnapshot, RunProgress } from '../views.js';
 import type { Checkpoint, PreviousRun } from './itinerary.js';
+import { imagesInUse } from '../images-in-use.js';
 import { completeRun, deleteRunOfDeletedJob, failRun } from './outcome.js';
 import { ITINERARY } from './steps/index.js';
 
@@ -238,6 +239,7 @@ export class RunExecutor {
           store,
           signal,
           previous: () => previousRun(db, run.replicationJobId),
+          imagesInUse: () => imagesInUse(db),
           progress: (p: RunProgress) => {
             const t = Date.now();
             if (t - last < PROGRESS_EVERY_MS) return;

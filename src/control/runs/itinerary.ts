@@ -64,6 +64,8 @@ export interface StepContext {
   previous(): Promise<PreviousRun | undefined>;
   /** Reports copy progress (persisted, throttled, by the executor). */
   progress(p: RunProgress): void;
+  /** Images retention must keep: pinned by an app's launch options or booted by a live instance. */
+  imagesInUse(): Promise<ReadonlySet<string>>;
 }
 
 export interface Step {

@@ -58,10 +58,16 @@ export async function deleteImage(
 }
 
 /** Deletes all but the `keep` most recent images of `job`; returns the deleted ids. */
-export async function applyRetention(repo: Repository, job: string, keep: number): Promise<string[]> {
+export async function applyRetention(
+  repo: Repository,
+  job: string,
+  keep: number,
+  /** Images that stay whatever their age (pinned by an app, booted by an instance). */
+  protect: ReadonlySet<string> = new Set(),
+): Promise<string[]> {
   if (!Number.isSafeInteger(keep) || keep < 0)
     throw new InvalidArgumentError(`--keep must be ≥ 0, got ${keep}`);
-  const doomed = (await listImages(repo, { job })).slice(keep);
+  const doomed = (await listImages(repo, { job })).slice(keep).filter((i) => !protect.has(i.id));
   for (const img of doomed) await repo.backend.delete(imageKey(img.id));
   return doomed.map((i) => i.id);
 }

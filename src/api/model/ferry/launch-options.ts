@@ -14,12 +14,14 @@ const OPTIONS = {
   network: 'string',
   preserveMac: 'boolean',
   macAddress: 'string',
+  imageId: 'FerryImageId',
 };
 
 export const shapes: FerryArea['shapes'] = {
   FerryDiskBus: { type: 'string', enum: ['virtio', 'ide', 'sata', 'scsi'] },
   FerryNicModel: { type: 'string', enum: ['virtio-net-pci', 'e1000', 'rtl8139', 'none'] },
   FerryFirmware: { type: 'string', enum: ['bios', 'uefi'] },
+  FerryImageId: { type: 'string', pattern: '^ami-[0-9a-f]{17}$' },
   PutServerLaunchOptionsRequest: {
     type: 'structure',
     members: { appId: 'string', serverId: 'string', ...OPTIONS },

@@ -1,6 +1,7 @@
 /**
  * Step 4: the image becomes visible in the API (run amiId, job latestAmiId — written by
- * the executor when it completes the run) and old images go (numberOfRecentAmisToKeep).
+ * the executor when it completes the run) and old images go (numberOfRecentAmisToKeep) —
+ * except images an app pins or a live instance boots from.
  * A live source's snapshot is released as committed; a crash after that re-runs the step,
  * and releasing twice is a no-op.
  */
@@ -12,7 +13,7 @@ export const record: Step = {
   stage: 'Recording image',
   async run(ctx) {
     const keep = ctx.job.numberOfRecentAmisToKeep;
-    if (keep > 0) await applyRetention(ctx.store, ctx.job.replicationJobId, keep);
+    if (keep > 0) await applyRetention(ctx.store, ctx.job.replicationJobId, keep, await ctx.imagesInUse());
     const snap = ctx.checkpoint.source;
     const source = ctx.connector.source;
     if (snap) {
