@@ -18,6 +18,7 @@ import {
 } from '../launch/index.js';
 import type { Clock } from './clock.js';
 import { requireApp, type AppBody } from './apps.js';
+import { LIVE_JOB_STATES } from './states.js';
 
 export interface ServerLaunchOptions {
   readonly bus?: DiskBus;
@@ -119,14 +120,7 @@ function check(o: ServerLaunchOptions): void {
 
 /** A pinned image must be one a run of this server made (and still lists). */
 async function checkImageOfServer(r: Repositories, serverId: string, imageId: string): Promise<void> {
-  const jobs = await r.jobs.forServer(serverId, [
-    'PENDING',
-    'ACTIVE',
-    'FAILING',
-    'PAUSED_ON_FAILURE',
-    'COMPLETED',
-    'FAILED',
-  ]);
+  const jobs = await r.jobs.forServer(serverId, LIVE_JOB_STATES);
   for (const job of jobs) {
     if ((await r.runs.withImages(job.replicationJobId)).some((run) => run.amiId === imageId)) return;
   }

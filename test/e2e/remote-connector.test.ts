@@ -39,6 +39,25 @@ function connector(
   return c;
 }
 const until = untilTrue;
+
+/** SHA-256 of disk 0 of an image, exported as raw by the CLI from the server's data directory. */
+async function exportSha(amiId: string): Promise<string> {
+  const out = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
+  const r = await ferry([
+    'images',
+    'export',
+    amiId,
+    '--data-dir',
+    server.dataDir,
+    '--disk',
+    '0',
+    '-O',
+    'raw',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return sha256File(out);
+}
 const token = () => enrolmentToken(server);
 
 before(async () => {
@@ -79,21 +98,7 @@ test('enrolled over mutual TLS: catalog and replication through the link; kill -
   });
   const first = await waitForRun(sms, replicationJobId!, undefined, 180_000);
   assert.equal(first.state, 'COMPLETED', first.statusMessage);
-  const out = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
-  const exp = await ferry([
-    'images',
-    'export',
-    first.amiId!,
-    '--data-dir',
-    server.dataDir,
-    '--disk',
-    '0',
-    '-O',
-    'raw',
-    out,
-  ]);
-  assert.equal(exp.code, 0, exp.stderr);
-  assert.equal(await sha256File(out), await sha256File(join(images, 'vm01', 'disk0.img')));
+  assert.equal(await exportSha(first.amiId!), await sha256File(join(images, 'vm01', 'disk0.img')));
 
   // The source changes; the next run starts; the connector dies mid-read and comes back.
   const f = await open(join(images, 'vm01', 'disk0.img'), 'r+');
@@ -113,21 +118,7 @@ test('enrolled over mutual TLS: catalog and replication through the link; kill -
   c = connector(state); // no token: the identity is in the state directory
   const second = await waitForRun(sms, replicationJobId!, replicationRunId, 180_000);
   assert.equal(second.state, 'COMPLETED', second.statusMessage);
-  const out2 = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
-  const exp2 = await ferry([
-    'images',
-    'export',
-    second.amiId!,
-    '--data-dir',
-    server.dataDir,
-    '--disk',
-    '0',
-    '-O',
-    'raw',
-    out2,
-  ]);
-  assert.equal(exp2.code, 0, exp2.stderr);
-  assert.equal(await sha256File(out2), await sha256File(join(images, 'vm01', 'disk0.img')));
+  assert.equal(await exportSha(second.amiId!), await sha256File(join(images, 'vm01', 'disk0.img')));
 
   // DisassociateConnector cuts the link, and the certificate is refused from then on.
   await sms.disassociateConnector({ connectorId: identity.connectorId });
