@@ -188,9 +188,19 @@ test('test → revert → test → ready → cutover with a final run → finali
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as { eventId: string; detailType: string; detail: Record<string, unknown> }[];
   };
-  const until = Date.now() + 30_000;
+  // TerminateApp above goes on in the background (more events): let it end, then wait until
+  // the log and what arrived agree.
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    const status = (await sms.getApp({ appId })).appSummary?.launchStatus;
+    if (status !== 'TERMINATE_IN_PROGRESS' && status !== 'TERMINATE_PENDING') break;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  const delivered = () => new Set(receiver.hits.map((h) => String(h.headers['ferry-event-id'])));
   let log = await logged();
-  while (receiver.hits.length < log.length && Date.now() < until) {
+  while (Date.now() < until) {
+    const got = delivered();
+    if (log.length === got.size && log.every((e) => got.has(e.eventId))) break;
     await new Promise((res) => setTimeout(res, 250));
     log = await logged();
   }
