@@ -193,7 +193,7 @@ test('test → revert → test → ready → cutover with a final run → finali
   const until = Date.now() + 60_000;
   while (Date.now() < until) {
     const status = (await sms.getApp({ appId })).appSummary?.launchStatus;
-    if (status !== 'TERMINATE_IN_PROGRESS' && status !== 'TERMINATE_PENDING') break;
+    if (status !== 'TERMINATE_IN_PROGRESS') break;
     await new Promise((res) => setTimeout(res, 250));
   }
   const delivered = () => new Set(receiver.hits.map((h) => String(h.headers['ferry-event-id'])));
