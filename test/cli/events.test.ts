@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { makeImagesDir } from '../helpers/fixtures.js';
 import { ferry } from '../helpers/qemu.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
+import { until as waitUntil } from '../helpers/wait.js';
 import { webhookReceiver, type Receiver } from '../helpers/webhook-receiver.js';
 
 let server: RunningServer;
@@ -34,13 +35,7 @@ async function cli(args: string[]) {
   return r.stdout;
 }
 
-async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + 60_000;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = (what: string, ok: () => Promise<boolean>) => waitUntil(what, ok, 60_000, 200);
 
 test('webhooks: create, test, dead letters, redeliver; events filtered by type and resource', async () => {
   const created = JSON.parse(

@@ -13,14 +13,10 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SMS } from '@aws-sdk/client-sms';
 import { makeImagesDir } from '../helpers/fixtures.js';
-import { ferry, pseudoRandom, sha256File, tempDir } from '../helpers/qemu.js';
-import {
-  enrolmentToken,
-  startConnector,
-  untilTrue,
-  type ConnectorProcess,
-} from '../helpers/remote-connector.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { pseudoRandom, sha256File, tempDir } from '../helpers/qemu.js';
+import { enrolmentToken, startConnector, type ConnectorProcess } from '../helpers/remote-connector.js';
+import { exportedDiskSha, startServer, type RunningServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 import { smsClient, waitForRun } from '../helpers/sms.js';
 
 let server: RunningServer;
@@ -38,25 +34,10 @@ function connector(
   children.add(c.child);
   return c;
 }
-const until = untilTrue;
 
 /** SHA-256 of disk 0 of an image, exported as raw by the CLI from the server's data directory. */
 async function exportSha(amiId: string): Promise<string> {
-  const out = join(await tempDir('ferry-connector-export-'), 'disk0.raw');
-  const r = await ferry([
-    'images',
-    'export',
-    amiId,
-    '--data-dir',
-    server.dataDir,
-    '--disk',
-    '0',
-    '-O',
-    'raw',
-    out,
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return sha256File(out);
+  return exportedDiskSha(server.dataDir, amiId, join(await tempDir('ferry-connector-export-'), 'disk0.raw'));
 }
 const token = () => enrolmentToken(server);
 

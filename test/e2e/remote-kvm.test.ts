@@ -11,12 +11,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/qemu.js';
 import { checkpointOf, FerryHost, Guest, MiB, seeded, sha256 } from '../helpers/kvm-e2e.js';
-import {
-  enrolmentToken,
-  startConnector,
-  untilTrue,
-  type ConnectorProcess,
-} from '../helpers/remote-connector.js';
+import { enrolmentToken, startConnector, type ConnectorProcess } from '../helpers/remote-connector.js';
+import { until } from '../helpers/wait.js';
 
 const bytesRead = (msg: string | undefined) =>
   Number(/(\d+) bytes read from the source/.exec(msg ?? '')?.[1]);
@@ -38,7 +34,7 @@ test('a QEMU VM through a remote connector: full, then changed blocks only; conn
       [40 * MiB, 8 * MiB],
     ]);
     conn = start(await enrolmentToken(host.server));
-    await untilTrue('the link', () => conn!.out().includes('connected to'));
+    await until('the link', () => conn!.out().includes('connected to'));
     const job = await host.createJob('rvm');
 
     const run1 = await host.waitRun(job, await host.startRun(job));

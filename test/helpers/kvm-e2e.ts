@@ -13,8 +13,8 @@ import type { SMS, ReplicationRun } from '@aws-sdk/client-sms';
 import { ferryLeftovers, humanMonitorCommand } from '../../src/connectors/kvm/index.js';
 import { qmp } from './kvm-connector.js';
 import { startVm, type Proc } from './kvm.js';
-import { ferry, qemuImg, qemuIo, sha256File } from './qemu.js';
-import { startServer, type RunningServer } from './server.js';
+import { qemuImg, qemuIo, sha256File } from './qemu.js';
+import { exportedDiskSha, startServer, type RunningServer } from './server.js';
 import { smsClient } from './sms.js';
 
 export const MiB = 1024 * 1024;
@@ -240,21 +240,7 @@ export class FerryHost {
 
   /** Exports disk 0 of image `amiId` as raw (the CLI on the server's data directory); its SHA-256. */
   async imageSha(amiId: string, dir: string): Promise<string> {
-    const out = join(dir, `${amiId}.raw`);
-    const r = await ferry([
-      'images',
-      'export',
-      amiId,
-      '--data-dir',
-      this.dataDir,
-      '--disk',
-      '0',
-      '-O',
-      'raw',
-      out,
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    return sha256File(out);
+    return exportedDiskSha(this.dataDir, amiId, join(dir, `${amiId}.raw`));
   }
 
   /** Files the KVM connector keeps for a VM (scratch images, records) under DATA_DIR/kvm. */

@@ -56,15 +56,3 @@ export function startConnector(
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   return { child, out: () => out, err: () => err, exited };
 }
-
-export async function untilTrue(
-  what: string,
-  ok: () => boolean | Promise<boolean>,
-  ms = 60_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}

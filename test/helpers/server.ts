@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dialect } from '../../src/db/index.js';
 import { freshPostgresTarget } from './databases.js';
-import { FERRY_BIN, tempDir } from './qemu.js';
+import assert from 'node:assert/strict';
+import { FERRY_BIN, ferry, sha256File, tempDir } from './qemu.js';
 
 export interface Credentials {
   readonly accessKeyId: string;
@@ -105,4 +106,30 @@ export async function startServer(o: StartOptions = {}): Promise<RunningServer> 
       return code;
     },
   };
+}
+
+/**
+ * SHA-256 of disk `disk` of image `amiId`, exported as raw to `out` by the CLI from a server's
+ * data directory (`ferry images export … --data-dir`).
+ */
+export async function exportedDiskSha(
+  dataDir: string,
+  amiId: string,
+  out: string,
+  disk = 0,
+): Promise<string> {
+  const r = await ferry([
+    'images',
+    'export',
+    amiId,
+    '--data-dir',
+    dataDir,
+    '--disk',
+    String(disk),
+    '-O',
+    'raw',
+    out,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return sha256File(out);
 }

@@ -151,7 +151,7 @@ export function serveConnector(connector: Connector): AgentState {
           out.writeBigUInt64BE(BigInt(e.offset), n * 17);
           out.writeBigUInt64BE(BigInt(e.length), n * 17 + 8);
           out.writeUInt8(KINDS.indexOf(e.kind), n * 17 + 16);
-          if (++n === MAX_EXTENTS || (n + 1) * 17 > out.length) break;
+          if (++n * 17 === out.length) break; // full: the caller continues after the last
         }
       }
       return { body: out.subarray(0, n * 17) };

@@ -134,12 +134,16 @@ export class RemoteConnector implements Connector {
     return this.#link();
   }
 
-  /** One call, retried across reconnections. */
-  async call(method: string, params: object, body?: Buffer): Promise<{ result: unknown; body: Buffer }> {
+  /** One call, retried across reconnections; says which link answered it. */
+  async call(
+    method: string,
+    params: object,
+    body?: Buffer,
+  ): Promise<{ result: unknown; body: Buffer; peer: LinkPeer }> {
     for (let attempt = 0; ; attempt++) {
       const peer = await this.#link();
       try {
-        return await peer.call(method, params, body);
+        return { ...(await peer.call(method, params, body)), peer };
       } catch (err) {
         const fe = toFerryError(err);
         if (fe.code !== 'FERRY_LINK_DOWN' || attempt >= MAX_CALL_RETRIES) throw fe;
@@ -172,12 +176,6 @@ export class RemoteConnector implements Connector {
     await base?.close();
     return new LayeredDisk([layer], [name]);
   }
-
-  /** @internal For RemoteLayer: a call on the current link, without retrying. */
-  async once(method: string, params: object): Promise<{ result: unknown; body: Buffer; peer: LinkPeer }> {
-    const peer = await this.#link();
-    return { ...(await peer.call(method, params)), peer };
-  }
 }
 
 interface OpenParams {
@@ -203,29 +201,24 @@ class RemoteLayer implements DiskLayer {
   readonly #p: OpenParams;
   #handle: { id: number; peer: LinkPeer } | undefined;
   #closed = false;
+  /** Opened once: a reopen after a drop must find the same disk. */
+  #opened = false;
 
   constructor(c: RemoteConnector, p: OpenParams) {
     this.#c = c;
     this.#p = p;
   }
 
-  /** Opens the disk on the current link (waiting for one), retried when the link drops. */
+  /** Opens the disk on the current link (waiting for one, retried when the link drops). */
   async open(): Promise<{ stacked: boolean }> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await this.#c.once('disk.open', this.#p);
-        const out = r.result as { handle: number; virtualSize: number; stacked: boolean };
-        if (this.#handle === undefined && this.info.virtualSize === 0)
-          this.info = { ...this.info, virtualSize: out.virtualSize };
-        else if (out.virtualSize !== this.info.virtualSize)
-          throw new LinkProtocolError('the reopened disk changed size; the run must start again');
-        this.#handle = { id: out.handle, peer: r.peer };
-        return { stacked: out.stacked };
-      } catch (err) {
-        const fe = toFerryError(err);
-        if (fe.code !== 'FERRY_LINK_DOWN' || attempt >= MAX_CALL_RETRIES) throw fe;
-      }
-    }
+    const r = await this.#c.call('disk.open', this.#p);
+    const out = r.result as { handle: number; virtualSize: number; stacked: boolean };
+    if (this.#opened && out.virtualSize !== this.info.virtualSize)
+      throw new LinkProtocolError('the reopened disk changed size; the run must start again');
+    this.info = { ...this.info, virtualSize: out.virtualSize };
+    this.#opened = true;
+    this.#handle = { id: out.handle, peer: r.peer };
+    return { stacked: out.stacked };
   }
 
   async map(offset: number, length: number) {
@@ -272,7 +265,7 @@ class RemoteLayer implements DiskLayer {
   async #withHandle<T>(fn: (handle: number) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       if (this.#closed) throw new LinkDownError('the disk was closed');
-      if (!this.#handle || this.#handle.peer.closed) await this.#reopen();
+      if (!this.#handle || this.#handle.peer.closed) await this.open();
       try {
         return await fn(this.#handle!.id);
       } catch (err) {
@@ -281,9 +274,5 @@ class RemoteLayer implements DiskLayer {
         this.#handle = undefined;
       }
     }
-  }
-
-  async #reopen(): Promise<void> {
-    await this.open();
   }
 }

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DIALECTS, openTestDatabase } from '../../../test/helpers/databases.js';
 import { rejectsWith } from '../../../test/helpers/errors.js';
+import { until as waitUntil } from '../../../test/helpers/wait.js';
 import { webhookReceiver } from '../../../test/helpers/webhook-receiver.js';
 import { repositories, type RunRecord, type SqlExecutor } from '../../db/index.js';
 import { systemClock } from '../clock.js';
@@ -17,13 +18,8 @@ import { verifySignature } from './signature.js';
 
 const receiver = webhookReceiver;
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** Deliveries come within moments: poll often, give up after 15 s. */
+const until = (what: string, ok: () => boolean | Promise<boolean>) => waitUntil(what, ok, 15_000, 25);
 
 function runRecord(id: string, state: string): RunRecord {
   return {

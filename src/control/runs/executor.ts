@@ -78,15 +78,17 @@ export class RunExecutor {
             ? run.leaseOwner !== this.workerId
             : (run.leaseUntil ?? 0) < now),
     );
-    const picked: RunRecord[] = [];
+    // Each candidate's connector is looked up once: for its cap, and kept with the run.
+    const picked: { run: RunRecord; connectorId: string | undefined }[] = [];
     for (const run of candidates) {
       if (picked.length >= free) break;
-      if (await this.#atConnectorCap(run, picked)) continue;
-      picked.push(run);
+      const connectorId = await this.#connectorOf(run);
+      if (this.#atConnectorCap(connectorId, picked)) continue;
+      picked.push({ run, connectorId });
     }
-    for (const run of picked) {
+    for (const { run, connectorId } of picked) {
       const claim = await this.#claim(run, now);
-      if (claim?.kind === 'start') this.#start(claim.run, await this.#connectorOf(claim.run));
+      if (claim?.kind === 'start') this.#start(claim.run, connectorId);
       else if (claim?.kind === 'job-deleted') {
         await this.#releaseSource(claim.run, (claim.run.checkpoint ?? {}) as Checkpoint);
         await deleteRunOfDeletedJob(this.#o.db, run.replicationRunId, now);
@@ -104,12 +106,13 @@ export class RunExecutor {
    * Whether the run's connector already runs as many runs in this process as it allows
    * (`ferry connector --max-concurrent-runs`): the run waits PENDING for a slot.
    */
-  async #atConnectorCap(run: RunRecord, picked: readonly RunRecord[]): Promise<boolean> {
-    const connectorId = await this.#connectorOf(run);
+  #atConnectorCap(
+    connectorId: string | undefined,
+    picked: readonly { connectorId: string | undefined }[],
+  ): boolean {
     const cap = connectorId ? this.#o.connectors.capOf(connectorId) : undefined;
     if (cap === undefined) return false;
-    let busy = [...this.#active.values()].filter((a) => a.connectorId === connectorId).length;
-    for (const p of picked) if ((await this.#connectorOf(p)) === connectorId) busy++;
+    const busy = [...this.#active.values(), ...picked].filter((a) => a.connectorId === connectorId).length;
     return busy >= cap;
   }
 
