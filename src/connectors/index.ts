@@ -32,5 +32,4 @@ export * as kvm from './kvm/index.js';
 export { QmpClient, NbdClient, NbdByteSource, openNbdSource } from './kvm/index.js';
 export { createKvmConnector, type KvmConnectorOptions } from './kvm/index.js';
 export * as link from './link/index.js';
-export { LinkPeer, RemoteConnector, serveConnector } from './link/index.js';
-export type { LinkTarget, LinkIdentity } from './link/index.js';
+export { RemoteConnector, serveConnector, runLink } from './link/index.js';

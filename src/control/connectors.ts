@@ -11,7 +11,6 @@ import {
   type Connector,
   type ConnectorCapability,
   type ConnectorDescriptor,
-  type LinkPeer,
   type VmManagerType,
 } from '../connectors/index.js';
 import { repositories, type Database } from '../db/index.js';
@@ -19,6 +18,7 @@ import { NoConnectorsError, NotFoundError } from '../errors/index.js';
 import type { Clock } from './clock.js';
 import { decodeToken, encodeToken, pageSize } from './paging.js';
 import { connectorView, HEARTBEAT_TIMEOUT_MS } from './views.js';
+import type { LinkPeer } from '../link/index.js';
 
 export class ConnectorService {
   readonly #db: Database;

@@ -15,6 +15,8 @@ export const newId = {
   run: () => `sms-run-${hex17()}`,
   template: () => `tpl-${hex17()}`,
   connector: () => `c-${hex17()}`,
+  host: () => `h-${hex17()}`,
+  instance: () => `i-${hex17()}`,
 } as const;
 
 /**

@@ -188,6 +188,7 @@ export class LaunchService {
         dir: join(this.#o.instancesDir, id),
         pid: null,
         launchOrder: group.launchOrder ?? null,
+        hostId: null,
         createdAt: now,
         updatedAt: now,
       };

@@ -1,9 +1,9 @@
 /**
- * The listener remote connectors dial (docs/connector-protocol.md). TLS with the
- * installation's server certificate; a client certificate is requested:
+ * The listener remote connectors and launch hosts dial (docs/connector-protocol.md). TLS
+ * with the installation's server certificate; a client certificate is requested:
  *
  * - with a certificate from this installation's CA, issued at enrolment and not revoked,
- *   the link carries the connector's calls (the connector id is the certificate's);
+ *   the link carries the connector's or host's calls (its id is the certificate's);
  * - without one, the only call answered is `enrol` (a one-time token buys a certificate),
  *   and the link is closed soon after.
  *
@@ -11,10 +11,25 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { LinkPeer } from '../connectors/index.js';
+import { isRecord, LinkPeer, type Handler } from '../link/index.js';
 import { EnrolmentRefusedError, toFerryError } from '../errors/index.js';
 import type { ConnectorService } from './connectors.js';
-import type { CertificateAuthority, EnrolmentService } from './enrolment.js';
+import type { CertificateAuthority, EnrolmentService, EnrolRole } from './enrolment.js';
+
+/** The server's side of remote launch hosts, as the listener needs it (hosts/service.ts). */
+export interface LaunchHostLinks {
+  /** What a host's link serves it (reads of its instances' images); closed when it drops. */
+  serve(hostId: string): { handlers: Record<string, Handler>; closeAll(): Promise<void> };
+  /** One-way notes a host sends (an instance ended, progress). */
+  notes(hostId: string): Record<string, (params: Record<string, unknown>) => void>;
+  attach(
+    hostId: string,
+    hello: Record<string, unknown>,
+    peer: LinkPeer,
+    ip: string | undefined,
+  ): Promise<void>;
+  heartbeat(hostId: string): Promise<void>;
+}
 
 /** Connections at once (connectors plus enrolments in progress). */
 const MAX_CONNECTIONS = 512;
@@ -33,6 +48,8 @@ export interface LinkServerOptions {
   readonly key: string;
   readonly connectors: ConnectorService;
   readonly enrolment: EnrolmentService;
+  /** Remote launch hosts; without it, hosts are refused. */
+  readonly hosts?: LaunchHostLinks;
   readonly log?: LinkServerLog;
 }
 
@@ -81,38 +98,52 @@ export class LinkServer {
   async #accept(socket: TLSSocket): Promise<void> {
     const ip = socket.remoteAddress;
     if (!socket.authorized) return this.#enrolOnly(socket);
-    // A refused certificate still gets a coded answer to its hello (so the connector stops
+    // A refused certificate still gets a coded answer to its hello (so the peer stops
     // retrying and says why) before the link is closed.
-    let connectorId: string | undefined;
+    let who: { role: EnrolRole; id: string } | undefined;
     let refusal: unknown;
     try {
       const raw = socket.getPeerX509Certificate() as X509Certificate | undefined;
       if (!raw) throw new EnrolmentRefusedError('no client certificate');
-      connectorId = await this.#o.enrolment.connectorOf(raw);
+      who = await this.#o.enrolment.peerOf(raw);
+      if (who.role === 'host' && !this.#o.hosts)
+        throw new EnrolmentRefusedError('this server takes no remote launch hosts');
     } catch (err) {
       refusal = err;
+      who = undefined;
       const fe = toFerryError(err);
-      this.#o.log?.warn({ ip, code: fe.code, err: fe.message }, 'connector link refused');
+      this.#o.log?.warn({ ip, code: fe.code, err: fe.message }, 'link refused');
     }
     let said = false;
+    // A launch host reads the images of its instances from the server over its link.
+    const served = who?.role === 'host' ? this.#o.hosts!.serve(who.id) : undefined;
     const peer: LinkPeer = new LinkPeer(socket, {
       compress: true,
       handlers: {
+        ...served?.handlers,
         hello: async (p) => {
-          if (refusal !== undefined || connectorId === undefined) {
+          if (refusal !== undefined || who === undefined) {
             setTimeout(() => peer.close(), 200).unref();
             throw refusal;
           }
           said = true;
-          await this.#o.connectors.attachRemote(connectorId, p, peer, ip);
-          this.#o.log?.info({ connectorId, ip }, 'connector link up');
-          return { result: { connectorId } };
+          if (who.role === 'host') await this.#o.hosts!.attach(who.id, p, peer, ip);
+          else await this.#o.connectors.attachRemote(who.id, p, peer, ip);
+          this.#o.log?.info(
+            { [who.role === 'host' ? 'hostId' : 'connectorId']: who.id, ip },
+            `${who.role} link up`,
+          );
+          return { result: who.role === 'host' ? { hostId: who.id } : { connectorId: who.id } };
         },
       },
       notes: {
         heartbeat: () => {
-          if (said && connectorId) void this.#o.connectors.heartbeat(connectorId).catch(() => undefined);
+          if (!said || !who) return;
+          const beat =
+            who.role === 'host' ? this.#o.hosts!.heartbeat(who.id) : this.#o.connectors.heartbeat(who.id);
+          void beat.catch(() => undefined);
         },
+        ...(who?.role === 'host' ? this.#o.hosts!.notes(who.id) : {}),
       },
     });
     this.#track(peer);
@@ -122,7 +153,8 @@ export class LinkServer {
     timer.unref();
     peer.onClose((err) => {
       clearTimeout(timer);
-      if (said) this.#o.log?.info({ connectorId, reason: err.message }, 'connector link down');
+      void served?.closeAll();
+      if (said && who) this.#o.log?.info({ id: who.id, reason: err.message }, `${who.role} link down`);
     });
   }
 
@@ -133,9 +165,9 @@ export class LinkServer {
           const out = await this.#o.enrolment.enrol(this.#o.ca, {
             token: p.token,
             publicKeyPem: p.publicKeyPem,
-            descriptor: typeof p.descriptor === 'object' && p.descriptor !== null ? p.descriptor : {},
+            descriptor: isRecord(p.descriptor) ? p.descriptor : {},
           });
-          this.#o.log?.info({ connectorId: out.connectorId, ip: socket.remoteAddress }, 'connector enrolled');
+          this.#o.log?.info({ id: out.id, role: out.role, ip: socket.remoteAddress }, `${out.role} enrolled`);
           return { result: out };
         },
       },

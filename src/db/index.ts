@@ -21,6 +21,12 @@ export type {
   InstanceRecord,
   TemplateRecord,
 } from './records.js';
-export type { EventRecord, WebhookRecord, DeliveryRecord, EnrolmentTokenRecord } from './records.js';
+export type {
+  EventRecord,
+  WebhookRecord,
+  DeliveryRecord,
+  EnrolmentTokenRecord,
+  LaunchHostRecord,
+} from './records.js';
 export type { EventFilter } from './repos-events.js';
 export { observeChanges, type ChangeObserver } from './observe.js';

@@ -41,7 +41,13 @@ export async function migrate(db: Database, migrations: readonly Migration[]): P
   for (const m of migrations) {
     if (m.version <= from) continue;
     const done = await db.transaction(async (tx) => {
-      if (tx.dialect === 'postgres') await tx.get('SELECT pg_advisory_xact_lock(?)', [PG_MIGRATION_LOCK]);
+      if (tx.dialect === 'postgres') {
+        // Transactions are SERIALIZABLE, whose snapshot is taken by the first statement —
+        // the lock wait — so a migration another process committed meanwhile would stay
+        // invisible and be applied twice. READ COMMITTED sees it after the lock.
+        await tx.run('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        await tx.get('SELECT pg_advisory_xact_lock(?)', [PG_MIGRATION_LOCK]);
+      }
       // Another process may have applied it while we waited for the lock.
       const row = await tx.get('SELECT version FROM ferry_schema WHERE version = ?', [m.version]);
       if (row) return false;

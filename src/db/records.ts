@@ -131,6 +131,8 @@ export interface InstanceRecord {
   readonly dir: string;
   readonly pid: number | null;
   readonly launchOrder: number | null;
+  /** The remote launch host it runs on; null: this server's own machine. */
+  readonly hostId: string | null;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -200,6 +202,22 @@ export interface EnrolmentTokenRecord {
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly usedAt: number | null;
-  /** The connector id the token enrolled. */
+  /** The connector or launch host id the token enrolled. */
   readonly usedBy: string | null;
+  /** What the token enrols: a remote connector or a remote launch host. */
+  readonly role: 'connector' | 'host';
+}
+
+/** A remote launch host (enrolled like a connector; docs/launch.md, "Launch hosts"). */
+export interface LaunchHostRecord {
+  readonly hostId: string;
+  readonly name: string;
+  readonly version: string;
+  /** What it offers, from its hello: { cpus, memoryMiB, accelerator, qemu, ovmf }. */
+  readonly facts: unknown;
+  readonly ipAddress: string | null;
+  readonly certSerial: string;
+  readonly enrolledAt: number;
+  readonly lastHeartbeatAt: number;
+  readonly disassociatedAt: number | null;
 }

@@ -15,6 +15,7 @@ import type {
   InstanceRecord,
   TemplateRecord,
   EnrolmentTokenRecord,
+  LaunchHostRecord,
 } from './records.js';
 import { atomically, observerOf } from './observe.js';
 import { eventRepositories } from './repos-events.js';
@@ -227,16 +228,25 @@ export function repositories(x: SqlExecutor) {
       all: () => t.instances.select(x, '1 = 1', [], 'ORDER BY created_at, instance_id'),
       forApp: (appId: string) =>
         t.instances.select(x, 'app_id = ?', [appId], 'ORDER BY created_at, instance_id'),
+      onHost: (hostId: string) =>
+        t.instances.select(x, 'host_id = ?', [hostId], 'ORDER BY created_at, instance_id'),
+    },
+
+    launchHosts: {
+      insert: (r: LaunchHostRecord) => t.launchHosts.insert(x, r),
+      get: (id: string) => t.launchHosts.get(x, id),
+      update: (id: string, p: Patch<LaunchHostRecord>) => t.launchHosts.update(x, id, p),
+      all: () => t.launchHosts.select(x, '1 = 1', [], 'ORDER BY enrolled_at, host_id'),
     },
 
     enrolmentTokens: {
       insert: (r: EnrolmentTokenRecord) => t.enrolmentTokens.insert(x, r),
       get: (hash: string) => t.enrolmentTokens.get(x, hash),
       /** Marks a token used, only if unused and unexpired; false otherwise (single use). */
-      async use(hash: string, connectorId: string, now: number): Promise<boolean> {
+      async use(hash: string, enrolledId: string, now: number): Promise<boolean> {
         const r = await x.run(
           'UPDATE enrolment_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?',
-          [now, connectorId, hash, now],
+          [now, enrolledId, hash, now],
         );
         return r.changes === 1;
       },

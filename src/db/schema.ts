@@ -213,4 +213,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE connectors ADD COLUMN cert_serial TEXT`,
     ],
   },
+  {
+    version: 5,
+    name: 'remote launch hosts',
+    statements: () => [
+      `CREATE TABLE launch_hosts (
+        host_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        facts TEXT NOT NULL,
+        ip_address TEXT,
+        cert_serial TEXT NOT NULL,
+        enrolled_at BIGINT NOT NULL,
+        last_heartbeat_at BIGINT NOT NULL,
+        disassociated_at BIGINT
+      )`,
+      // Tokens enrol connectors (as before) or launch hosts.
+      `ALTER TABLE enrolment_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'connector'`,
+      // The remote launch host an instance runs on; NULL: the server's own machine.
+      `ALTER TABLE instances ADD COLUMN host_id TEXT`,
+    ],
+  },
 ];

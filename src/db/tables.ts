@@ -12,6 +12,7 @@ import type {
   WebhookRecord,
   DeliveryRecord,
   EnrolmentTokenRecord,
+  LaunchHostRecord,
 } from './records.js';
 import { Table } from './table.js';
 
@@ -127,6 +128,7 @@ export const instances = new Table<InstanceRecord>('instances', 'instanceId', {
   dir: ['dir', 'text'],
   pid: ['pid', 'int'],
   launchOrder: ['launch_order', 'int'],
+  hostId: ['host_id', 'text'],
   createdAt: ['created_at', 'int'],
   updatedAt: ['updated_at', 'int'],
 });
@@ -186,4 +188,17 @@ export const enrolmentTokens = new Table<EnrolmentTokenRecord>('enrolment_tokens
   expiresAt: ['expires_at', 'int'],
   usedAt: ['used_at', 'int'],
   usedBy: ['used_by', 'text'],
+  role: ['role', 'text'],
+});
+
+export const launchHosts = new Table<LaunchHostRecord>('launch_hosts', 'hostId', {
+  hostId: ['host_id', 'text'],
+  name: ['name', 'text'],
+  version: ['version', 'text'],
+  facts: ['facts', 'json'],
+  ipAddress: ['ip_address', 'text'],
+  certSerial: ['cert_serial', 'text'],
+  enrolledAt: ['enrolled_at', 'int'],
+  lastHeartbeatAt: ['last_heartbeat_at', 'int'],
+  disassociatedAt: ['disassociated_at', 'int'],
 });

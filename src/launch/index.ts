@@ -36,4 +36,22 @@ export {
 } from './instance/options.js';
 export { userData, MAX_SEED_PART_BYTES, type SeedContent, type ScriptType } from './instance/seed.js';
 export { adoptInstance, AdoptedInstance } from './instance/adopt.js';
-export { OVMF_CANDIDATES, detectAccelerator, type Accelerator, type OvmfPaths } from './instance/host.js';
+export {
+  OVMF_CANDIDATES,
+  detectAccelerator,
+  cpuModel,
+  hostMemoryMiB,
+  type Accelerator,
+  type CpuChoice,
+  type OvmfPaths,
+} from './instance/host.js';
+export {
+  consoleProbe,
+  tcpProbe,
+  httpProbe,
+  scriptProbe,
+  freeLoopbackPort,
+  MAX_CAPTURE_BYTES,
+  type ProbeResult,
+  type HttpExpectation,
+} from './probes.js';

@@ -17,13 +17,15 @@ const ALLOWED: Record<string, readonly string[]> = {
   disk: ['errors'],
   store: ['disk', 'errors'],
   db: ['errors'],
-  connectors: ['disk', 'errors'],
-  replication: ['connectors', 'store', 'disk', 'errors'],
-  launch: ['store', 'disk', 'errors'],
-  control: ['replication', 'launch', 'connectors', 'store', 'disk', 'db', 'errors'],
+  // The link is transport only: frames, calls, TLS dialling, disks read by range.
+  link: ['disk', 'errors'],
+  connectors: ['link', 'disk', 'errors'],
+  replication: ['connectors', 'link', 'store', 'disk', 'errors'],
+  launch: ['link', 'store', 'disk', 'errors'],
+  control: ['replication', 'launch', 'connectors', 'link', 'store', 'disk', 'db', 'errors'],
   api: ['control', 'errors'],
   // The CLI wires the process together (server, connector, local commands).
-  cli: ['api', 'control', 'replication', 'launch', 'connectors', 'store', 'disk', 'db', 'errors'],
+  cli: ['api', 'control', 'replication', 'launch', 'connectors', 'link', 'store', 'disk', 'db', 'errors'],
 };
 
 const FS_MODULES = ['node:fs', 'node:fs/promises', 'fs', 'fs/promises'];

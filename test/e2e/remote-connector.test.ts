@@ -60,12 +60,12 @@ test('enrolled over mutual TLS: catalog and replication through the link; kill -
   let c = connector(state, t);
   await until('the link', () => c.out().includes('connected to'));
   const identity = JSON.parse(await readFile(join(state, 'identity.json'), 'utf8')) as {
-    connectorId: string;
+    id: string;
   };
   const connectors = (await sms.getConnectors({})).connectorList ?? [];
   assert.deepEqual(
     connectors.map((x) => [x.connectorId, x.status]),
-    [[identity.connectorId, 'HEALTHY']],
+    [[identity.id, 'HEALTHY']],
   );
 
   await sms.importServerCatalog({});
@@ -102,7 +102,7 @@ test('enrolled over mutual TLS: catalog and replication through the link; kill -
   assert.equal(await exportSha(second.amiId!), await sha256File(join(images, 'vm01', 'disk0.img')));
 
   // DisassociateConnector cuts the link, and the certificate is refused from then on.
-  await sms.disassociateConnector({ connectorId: identity.connectorId });
+  await sms.disassociateConnector({ connectorId: identity.id });
   const code = await c.exited;
   assert.notEqual(code, 0);
   assert.match(c.err(), /FERRY_ENROLMENT_REFUSED/);

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createFolderConnector, createKvmConnector, link, type Connector } from '../../connectors/index.js';
 import { AbortedError, InvalidArgumentError } from '../../errors/index.js';
+import { BandwidthSchedule, enrol, Throttle } from '../../link/index.js';
 import { intOption, needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
 import { CLIENT_OPTIONS } from '../remote/connection.js';
@@ -46,7 +47,7 @@ export async function connectorCommand(argv: string[]): Promise<number> {
   if ((values['images-dir'] === undefined) === (values['qmp-dir'] === undefined))
     throw new InvalidArgumentError(`give one source: --images-dir or --qmp-dir\nusage: ${USAGE}`);
   const at = parseListen(values.server);
-  const schedule = new link.BandwidthSchedule(values.bandwidth, values['bandwidth-schedule']);
+  const schedule = new BandwidthSchedule(values.bandwidth, values['bandwidth-schedule']);
   const maxRuns = intOption(values['max-concurrent-runs'], '--max-concurrent-runs');
   if (maxRuns !== undefined && (maxRuns < 1 || maxRuns > 1000))
     throw new InvalidArgumentError('--max-concurrent-runs is 1 … 1000');
@@ -59,7 +60,7 @@ export async function connectorCommand(argv: string[]): Promise<number> {
     warn: (m: string) => process.stderr.write(`ferry connector: ${m}\n`),
   };
   const version = ferryVersion();
-  const identity = await link.enrol(stateDir, target, values['enrol-token'], {
+  const identity = await enrol(stateDir, target, values['enrol-token'], {
     version,
     vmManagerName: hostname(),
   });
@@ -67,12 +68,12 @@ export async function connectorCommand(argv: string[]): Promise<number> {
     throw new InvalidArgumentError(`--ca-bundle is required (the server's DATA_DIR/tls/ca.pem)`);
   const connector: Connector = values['images-dir']
     ? await createFolderConnector({
-        connectorId: identity.connectorId,
+        connectorId: identity.id,
         imagesDir: values['images-dir'],
         version,
       })
     : await createKvmConnector({
-        connectorId: identity.connectorId,
+        connectorId: identity.id,
         qmpDir: values['qmp-dir']!,
         stateDir: join(stateDir, 'kvm'),
         version,
@@ -94,7 +95,7 @@ export async function connectorCommand(argv: string[]): Promise<number> {
       {
         signal: abort.signal,
         log,
-        ...(schedule.limited ? { throttle: new link.Throttle(schedule) } : {}),
+        ...(schedule.limited ? { throttle: new Throttle(schedule) } : {}),
       },
     );
   } finally {

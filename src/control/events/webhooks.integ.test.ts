@@ -97,6 +97,7 @@ for (const dialect of DIALECTS) {
           dir: '/nowhere',
           pid: null,
           launchOrder: null,
+          hostId: null,
           createdAt: 1,
           updatedAt: 1,
         });

@@ -6,14 +6,14 @@
  * run their commands on the launch host. Every outcome is recorded as the validation's
  * output (GetAppValidationOutput).
  */
-import { createServer } from 'node:net';
 import { repositories, type Database } from '../../db/index.js';
 import type { Clock } from '../clock.js';
 import { requireApp } from '../apps.js';
 import type { LocalObjects } from '../objects.js';
 import type { ChecksBody, ServerCheck } from './checks.js';
 import { DEFAULT_CHECK_TIMEOUT_S } from './checks.js';
-import { consoleProbe, httpProbe, scriptProbe, tcpProbe, type ProbeResult } from './probes.js';
+import { consoleProbe, httpProbe, scriptProbe, tcpProbe, type ProbeResult } from '../../launch/index.js';
+export { freeLoopbackPort } from '../../launch/index.js';
 
 export interface GroupMember {
   readonly serverId: string;
@@ -237,17 +237,4 @@ function runCheck(c: ServerCheck, m: GroupMember): Promise<ProbeResult> {
         timeoutMs,
       );
   }
-}
-
-/** A loopback port free now (the kernel's pick), for a guest port forward. */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }

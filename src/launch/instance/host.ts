@@ -3,6 +3,7 @@
  * Looked up at each launch (cheap: a few stat calls) so installing a package needs no
  * restart.
  */
+import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { totalmem } from 'node:os';
@@ -40,9 +41,90 @@ async function usable(path: string, mode: number): Promise<boolean> {
   }
 }
 
-/** KVM when /dev/kvm can be opened read-write by this user; TCG (emulation) otherwise. */
+/**
+ * KVM when /dev/kvm can be opened read-write by this user and is hardware KVM; TCG
+ * (emulation) otherwise. A /dev/kvm from kvm_pvm alone (PVM, software virtualisation in
+ * some cloud sandboxes) cannot run real-mode code, so BIOS guests never boot on it.
+ */
 export async function detectAccelerator(): Promise<Accelerator> {
-  return (await usable('/dev/kvm', constants.R_OK | constants.W_OK)) ? 'kvm' : 'tcg';
+  if (!(await usable('/dev/kvm', constants.R_OK | constants.W_OK))) return 'tcg';
+  const loaded = async (m: string) => usable(`/sys/module/${m}`, constants.F_OK);
+  if ((await loaded('kvm_pvm')) && !(await loaded('kvm_intel')) && !(await loaded('kvm_amd'))) return 'tcg';
+  return 'kvm';
+}
+
+/** How long one CPU-model probe may take (QEMU starts paused in well under a second). */
+const PROBE_MS = 10_000;
+/** How long QEMU must stay up after its greeting for the CPU model to count as working. */
+const SETTLE_MS = 1000;
+const cpuModels = new Map<string, Promise<CpuChoice>>();
+
+export interface CpuChoice {
+  readonly accel: Accelerator;
+  readonly cpu: string;
+}
+
+/** Whether QEMU starts (paused, no devices) with this accelerator and CPU model. */
+function starts(qemu: string, accel: Accelerator, cpu: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      qemu,
+      [
+        '-machine',
+        `pc,accel=${accel}`,
+        '-cpu',
+        cpu,
+        '-nodefaults',
+        '-display',
+        'none',
+        '-S',
+        '-qmp',
+        'stdio',
+      ],
+      { stdio: ['pipe', 'pipe', 'ignore'] },
+    );
+    let out = '';
+    let settled = false;
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), PROBE_MS);
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString('latin1');
+      // The vCPUs are set up after the greeting: a refused CPU model aborts QEMU within
+      // milliseconds of it, so one that is still up a moment later works.
+      if (out.includes('"QMP"') && !settled) {
+        settled = true;
+        setTimeout(() => done(child.exitCode === null && child.signalCode === null), SETTLE_MS).unref();
+      }
+    });
+    child.once('error', () => done(false));
+    child.once('exit', () => {
+      if (!settled) done(false);
+    });
+  });
+}
+
+/**
+ * The accelerator and CPU model instances get, probed once per QEMU binary. `-cpu host`
+ * under KVM is fastest, but nested hypervisors often refuse some host MSRs (QEMU aborts
+ * with "failed to set MSR"); then KVM with QEMU's default model, then TCG with `max`.
+ */
+export function cpuModel(qemu: string): Promise<CpuChoice> {
+  let p = cpuModels.get(qemu);
+  if (!p) {
+    p = (async (): Promise<CpuChoice> => {
+      if ((await detectAccelerator()) === 'kvm') {
+        if (await starts(qemu, 'kvm', 'host')) return { accel: 'kvm', cpu: 'host' };
+        if (await starts(qemu, 'kvm', 'qemu64')) return { accel: 'kvm', cpu: 'qemu64' };
+      }
+      return { accel: 'tcg', cpu: 'max' };
+    })();
+    cpuModels.set(qemu, p);
+  }
+  return p;
 }
 
 /** The absolute path of a program: `explicit` if given (must be executable), else from PATH. */

@@ -25,7 +25,7 @@ import {
 } from '../../errors/index.js';
 import { NbdServer, nbdUnixUri, type NbdServerEvent } from '../nbd-server/server.js';
 import { ConsoleLog } from './console-log.js';
-import { detectAccelerator, findOvmf, findProgram, hostMemoryMiB } from './host.js';
+import { cpuModel, findOvmf, findProgram, hostMemoryMiB } from './host.js';
 import { Instance, releaseResources, type InstanceResources } from './instance.js';
 import { validateLaunch, type LaunchOptions } from './options.js';
 import { createOverlay } from './overlay.js';
@@ -77,12 +77,12 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
   const res: InstanceResources = { dir: req.dir, createdDir: false, files: [], disks: req.disks };
   let child: ChildProcess | undefined;
   try {
-    const [qemu, qemuImg, accel, ovmf] = await Promise.all([
+    const [qemu, qemuImg, ovmf] = await Promise.all([
       findProgram('qemu-system-x86_64', options.qemuBinary),
       findProgram('qemu-img', options.qemuImgBinary),
-      detectAccelerator(),
       req.firmware === 'uefi' ? findOvmf(options.ovmf) : Promise.resolve(undefined),
     ]);
+    const { accel, cpu } = await cpuModel(qemu);
     if (req.type.memoryMiB > hostMemoryMiB()) {
       throw new LaunchCapacityError(
         `instance type ${req.type.name} needs ${req.type.memoryMiB} MiB; this host has ${hostMemoryMiB()} MiB`,
@@ -145,6 +145,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
     const args = qemuArgs({
       name: req.name,
       accel,
+      cpu,
       vcpus: req.type.vcpus,
       memoryMiB: req.type.memoryMiB,
       overlays: f.overlays,

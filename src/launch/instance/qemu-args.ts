@@ -6,7 +6,7 @@
  *   is what most migrated BIOS guests were installed on. OVMF (UEFI) boots on it too.
  * - KVM with `-cpu host` when /dev/kvm is usable; TCG with `-cpu max` otherwise (the
  *   default qemu64 model lacks SSE4.2/POPCNT, which x86-64-v2 distributions such as RHEL 9
- *   require).
+ *   require). Nested KVM that refuses `host` gets qemu64 (cpuModel() in host.ts probes).
  * - `-nodefaults -no-user-config`: only the devices listed here; the host's QEMU config
  *   files cannot change an instance.
  * - Serial console to a file (append mode: the console log can be truncated under QEMU,
@@ -22,6 +22,8 @@ import type { DiskBus, Network, NicModel, PortForward } from './options.js';
 export interface QemuPlan {
   readonly name: string;
   readonly accel: Accelerator;
+  /** The CPU model (cpuModel() in host.ts); default: `host` under KVM, `max` under TCG. */
+  readonly cpu?: string;
   readonly vcpus: number;
   readonly memoryMiB: number;
   /** qcow2 overlays, boot disk first. */
@@ -62,7 +64,7 @@ function diskDevice(bus: DiskBus, i: number): string {
 
 export function qemuArgs(p: QemuPlan): string[] {
   const a: string[] = ['-name', p.name, '-nodefaults', '-no-user-config'];
-  a.push('-machine', `pc,accel=${p.accel}`, '-cpu', p.accel === 'kvm' ? 'host' : 'max');
+  a.push('-machine', `pc,accel=${p.accel}`, '-cpu', p.cpu ?? (p.accel === 'kvm' ? 'host' : 'max'));
   a.push('-smp', String(p.vcpus), '-m', String(p.memoryMiB));
   a.push('-display', 'none');
   a.push('-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny');

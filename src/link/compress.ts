@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
-import { LinkProtocolError } from '../../errors/index.js';
+import { LinkProtocolError } from '../errors/index.js';
 import { MAX_BODY } from './frames.js';
 
 const require = createRequire(import.meta.url);

@@ -20,9 +20,10 @@ import {
   LinkTimeoutError,
   toFerryError,
   type FerryError,
-} from '../../errors/index.js';
+} from '../errors/index.js';
 import { pack, unpack } from './compress.js';
 import { encodeFrame, FrameDecoder, type Frame } from './frames.js';
+import { isRecord } from './params.js';
 
 export type Handler = (
   params: Record<string, unknown>,
@@ -191,8 +192,4 @@ export class LinkPeer {
       )
       .finally(() => this.#serving--);
   }
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

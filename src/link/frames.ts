@@ -9,7 +9,7 @@
  * Both lengths are checked before anything is buffered, so a peer cannot make the other
  * end allocate more than one frame's cap. The decoder is pure (bytes in, frames out).
  */
-import { LinkMessageTooLargeError, LinkProtocolError } from '../../errors/index.js';
+import { LinkMessageTooLargeError, LinkProtocolError } from '../errors/index.js';
 
 /** Headers are small JSON (method, params, errors); 1 MiB covers an inventory page. */
 export const MAX_HEADER = 1 << 20;

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 
 export interface ProbeResult {
   readonly ok: boolean;
@@ -191,6 +191,19 @@ export function scriptProbe(
           ok: false,
           message: `the script failed (${signal ?? `exit ${code}`})${tail() ? `: ${tail()}` : ''}`,
         });
+    });
+  });
+}
+
+/** A loopback port free now (the kernel's pick), for a guest port forward. */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
     });
   });
 }

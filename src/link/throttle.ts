@@ -12,7 +12,7 @@
  * (binary) suffixes, at least 64K: a 4 MiB read must fit in the server's call timeout.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { InvalidArgumentError } from '../../errors/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
 import type { Handler } from './peer.js';
 
 export const MIN_RATE = 64 * 1024;

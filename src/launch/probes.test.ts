@@ -3,8 +3,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttp } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
-import { consoleProbe, httpProbe, MAX_CAPTURE_BYTES, scriptProbe, tcpProbe } from './probes.js';
-import { freeLoopbackPort } from './run.js';
+import {
+  consoleProbe,
+  freeLoopbackPort,
+  httpProbe,
+  MAX_CAPTURE_BYTES,
+  scriptProbe,
+  tcpProbe,
+} from './probes.js';
 
 test('console: passes once the text matches; fails with the last output at the deadline or when stopped', async () => {
   let text = 'booting\n';
