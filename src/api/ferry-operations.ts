@@ -52,6 +52,9 @@ export function bindFerryOperations(c: ControlPlane): OperationTable {
     ListObjects: (i) => c.bucket().list(as(i)),
     // Remote connectors (docs/connector-protocol.md)
     CreateEnrolmentToken: (i) => c.enrolment.createEnrolmentToken(as(i)),
+    // Remote launch hosts (docs/launch.md)
+    ListLaunchHosts: () => c.launchHosts().list(),
+    DisassociateLaunchHost: (i) => c.launchHosts().disassociate(as(i).hostId),
     // Events and webhooks (docs/events.md)
     ListEvents: (i) => c.events.listEvents(c.db, as(i)),
     CreateWebhook: (i) => c.webhooks.createWebhook(as(i)),

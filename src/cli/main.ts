@@ -34,6 +34,8 @@ const COMMANDS: Record<string, Record<string, Command> | Command> = {
   events: lazy(() => import('./commands/events.js'), 'eventsCommand'),
   connector: lazy(() => import('./commands/connector.js'), 'connectorCommand'),
   connectors: lazy(() => import('./commands/connector.js'), 'connectorsCommand'),
+  host: lazy(() => import('./commands/host.js'), 'hostCommand'),
+  hosts: lazy(() => import('./commands/host.js'), 'hostsCommand'),
   webhooks: lazy(() => import('./commands/events.js'), 'webhooksCommand'),
   keys: {
     create: lazy(() => import('./commands/keys-create.js'), 'keysCreate'),
@@ -71,6 +73,8 @@ control plane (docs/control-plane.md):
   ferry keys create|list|revoke [--data-dir DIR] [--json]   SigV4 access keys
   ferry connectors [list] | enrol [--ttl 1h] | disassociate ID [--data-dir DIR]   remote connectors
   ferry connector --server HOST:PORT --ca-bundle CA --state-dir DIR [--enrol-token T] (--images-dir SRC | --qmp-dir DIR)
+  ferry hosts [list] | enrol [--ttl 1h] | disassociate ID [--data-dir DIR]   remote launch hosts
+  ferry host --server HOST:PORT --ca-bundle CA --state-dir DIR [--enrol-token T]   a remote launch host
   ferry instances list|console [ID] [--data-dir DIR] [--json] instances LaunchApp started here
 
 clients of a running server (SMS API; --endpoint URL or FERRY_ENDPOINT, --access-key-file F or

@@ -22,6 +22,7 @@ import { LaunchValidator } from './validation/run.js';
 import { LifecycleService } from './lifecycle/service.js';
 import { Waves, type WaveOutcome } from './lifecycle/waves.js';
 import { LaunchService } from './launches.js';
+import { HostService } from './hosts/service.js';
 import { KeyService } from './keys.js';
 import { RunExecutor, type ExecutorLog } from './runs/executor.js';
 import { Scheduler } from './runs/scheduler.js';
@@ -82,6 +83,8 @@ export class ControlPlane {
   readonly store: Repository | undefined;
   /** The launch host, when this process is one (instancesDir and a store). */
   readonly launches: LaunchService | undefined;
+  /** Remote launch hosts (enrolled over the link); with an image store only. */
+  readonly hosts: HostService | undefined;
   readonly #log: (CatalogLog & ExecutorLog) | undefined;
   #scheduler: Scheduler | undefined;
   #executor: RunExecutor | undefined;
@@ -114,9 +117,11 @@ export class ControlPlane {
     this.apps = new AppService(o.db, this.clock);
     this.objects = o.objectsDir ? new LocalObjects(o.objectsDir) : undefined;
     this.appReplication = new AppReplicationService(o.db, this.clock, this.jobs);
+    this.hosts = store ? new HostService(o.db, this.clock, store) : undefined;
     this.launches =
       store && o.instancesDir
         ? new LaunchService({
+            ...(this.hosts ? { hosts: this.hosts } : {}),
             db: o.db,
             clock: this.clock,
             store,
@@ -157,6 +162,12 @@ export class ControlPlane {
     if (!this.objects)
       throw new OperationNotPermittedError('this server has no local bucket (no data directory)');
     return this.objects;
+  }
+
+  launchHosts(): HostService {
+    if (!this.hosts)
+      throw new OperationNotPermittedError('this server has no image store: it takes no launch hosts');
+    return this.hosts;
   }
 
   /** One lifecycle action on an app, or on every app of a wave (exactly one of the two). */

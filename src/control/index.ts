@@ -44,4 +44,5 @@ export {
 } from './events/index.js';
 export { ensureTlsMaterial, loadCa, serverNames, type TlsFiles } from './pki/material.js';
 export { LinkServer } from './link-server.js';
+export { HostService, type HostView } from './hosts/service.js';
 export { EnrolmentService, DEFAULT_TOKEN_TTL_MS } from './enrolment.js';

@@ -7,11 +7,27 @@
 import { rm } from 'node:fs/promises';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
 import { InstanceStateError, NotFoundError } from '../errors/index.js';
-import { adoptInstance, type AdoptedInstance, type Instance as LaunchedInstance } from '../launch/index.js';
+import { adoptInstance, type InstanceExit } from '../launch/index.js';
 import type { Clock } from './clock.js';
 
-/** An instance this process runs: launched here, or adopted from a previous process. */
-export type Instance = LaunchedInstance | AdoptedInstance;
+/**
+ * An instance this process knows live: launched here, adopted from a previous process,
+ * or running on a remote launch host (hosts/remote-instance.ts; `remote` set).
+ */
+export interface Instance {
+  readonly state: string;
+  readonly exited: Promise<InstanceExit>;
+  readonly pid: number | undefined;
+  readonly materialized: boolean;
+  /** Runs on a remote launch host: not this process's to adopt, kill or clean up. */
+  readonly remote?: boolean;
+  stop(o?: { timeoutMs?: number }): Promise<unknown>;
+  start(): Promise<void>;
+  terminate(o?: { timeoutMs?: number }): Promise<void>;
+  materialize(o?: { onProgress?: (p: { done: number; total: number }) => void }): Promise<unknown>;
+  consoleText(o?: { maxBytes?: number }): Promise<string>;
+  detach(): void;
+}
 
 /** How long TerminateApp and StopInstances let a guest power off before QEMU is stopped. */
 export const GUEST_POWEROFF_MS = 10_000;
@@ -32,6 +48,16 @@ export class InstanceHost {
     this.#watchExit(instanceId, instance);
   }
 
+  /** The live instance of that id, if this process has one. */
+  live(instanceId: string): Instance | undefined {
+    return this.#live.get(instanceId);
+  }
+
+  /** Lets go of an instance without touching it (its remote host no longer runs it). */
+  forget(instanceId: string): void {
+    this.#live.delete(instanceId);
+  }
+
   /** Stops an instance (ACPI power-off, then signals); its overlay and image export stay. */
   async stopInstance(instanceId: string, timeoutMs = GUEST_POWEROFF_MS): Promise<InstanceRecord> {
     const live = await this.#liveInstance(instanceId);
@@ -44,7 +70,7 @@ export class InstanceHost {
     const live = await this.#liveInstance(instanceId);
     await live.start();
     this.#watchExit(instanceId, live);
-    await repositories(this.#db).instances.update(instanceId, { pid: live.pid });
+    await repositories(this.#db).instances.update(instanceId, { pid: live.pid ?? null });
     return this.#record(instanceId, 'running', 'Running.');
   }
 
@@ -136,6 +162,11 @@ export class InstanceHost {
     for (const i of await r.instances.all()) {
       const live = this.#live.get(i.instanceId);
       if (!live) continue;
+      if (live.remote) {
+        // Its launch host keeps it; the host's next hello tells the next server process.
+        this.#live.delete(i.instanceId);
+        continue;
+      }
       if (live.materialized && live.state === 'running') {
         live.detach();
         this.#live.delete(i.instanceId);
@@ -158,7 +189,8 @@ export class InstanceHost {
   async recover(): Promise<void> {
     const r = repositories(this.#db);
     for (const i of await r.instances.all()) {
-      if (i.state === 'terminated' || this.#live.has(i.instanceId)) continue;
+      // Remote hosts' instances are reconciled when their host says hello (hosts/service.ts).
+      if (i.state === 'terminated' || i.hostId !== null || this.#live.has(i.instanceId)) continue;
       const adopted = await adoptInstance(i.instanceId, i.dir);
       if (adopted) {
         this.#live.set(i.instanceId, adopted);
@@ -198,7 +230,8 @@ export class InstanceHost {
     this.#live.delete(i.instanceId);
     try {
       if (live) await live.terminate({ timeoutMs });
-      else await rm(i.dir, { recursive: true, force: true });
+      // A remote host that is away terminates it when it says hello again (hosts/service.ts).
+      else if (i.hostId === null) await rm(i.dir, { recursive: true, force: true });
     } catch (err) {
       if (live) this.#live.set(i.instanceId, live);
       throw err;

@@ -56,6 +56,14 @@ export class InstanceQueries {
         instanceId: input.instanceId,
       });
     }
+    if (rec.hostId !== null) {
+      // On a remote launch host: its console comes over the host's link.
+      const live = this.#host?.host.live(rec.instanceId);
+      return {
+        instanceId: rec.instanceId,
+        output: live ? await live.consoleText({ maxBytes: CONSOLE_TAIL_BYTES }) : '',
+      };
+    }
     return { instanceId: rec.instanceId, output: await tail(join(rec.dir, 'console.log')) };
   }
 }

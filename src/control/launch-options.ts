@@ -36,6 +36,11 @@ export interface ServerLaunchOptions {
    * Retention keeps a pinned image.
    */
   readonly imageId?: string;
+  /**
+   * Where it launches: `local` (default, this server's machine), `auto` (the connected
+   * remote launch host with the most memory, else this machine) or a launch host id.
+   */
+  readonly host?: string;
 }
 
 type OptionsBody = AppBody & { readonly launchOptions?: Readonly<Record<string, ServerLaunchOptions>> };
@@ -47,6 +52,8 @@ export interface ResolvedLaunchOptions {
   readonly firmware: Firmware;
   readonly network?: string;
   readonly mac?: string;
+  /** Placement: `local`, `auto` or a launch host id. */
+  readonly host?: string;
 }
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -108,6 +115,14 @@ function check(o: ServerLaunchOptions): void {
     });
   }
   if (o.network !== undefined) parseNetwork(o.network);
+  if (o.host !== undefined && !/^(local|auto|h-[0-9a-f]{17})$/.test(o.host)) {
+    throw new InvalidArgumentError(
+      `host ${o.host.slice(0, 40)} is not local, auto or a launch host id (h-…)`,
+      {
+        member: 'host',
+      },
+    );
+  }
   if (o.macAddress !== undefined && (!MAC.test(o.macAddress) || parseInt(o.macAddress.slice(0, 2), 16) & 1)) {
     throw new InvalidArgumentError(
       `macAddress ${o.macAddress.slice(0, 40)} is not a unicast aa:bb:cc:dd:ee:ff`,
@@ -154,5 +169,6 @@ export async function resolveLaunchOptions(
     ...(over.nicModel ? { nic: over.nicModel } : {}),
     ...(over.network ? { network: over.network } : {}),
     ...(mac ? { mac } : {}),
+    ...(over.host ? { host: over.host } : {}),
   };
 }

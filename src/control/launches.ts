@@ -12,7 +12,11 @@
  */
 import { join } from 'node:path';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
-import { OperationNotPermittedError, toFerryError } from '../errors/index.js';
+import { LaunchHostUnavailableError, OperationNotPermittedError, toFerryError } from '../errors/index.js';
+import type { LinkSlot } from '../link/index.js';
+import { getImage } from '../store/index.js';
+import { launchRemote, seedParams } from './hosts/launch-remote.js';
+import type { HostService } from './hosts/service.js';
 import { launchInstance, newInstanceId } from '../launch/index.js';
 import type { Repository } from '../store/index.js';
 import type { AppBody, AppLaunchState } from './apps.js';
@@ -41,6 +45,8 @@ export interface LaunchServiceOptions {
   /** Runs each group's checks and the app's validations during a launch. */
   readonly validator?: LaunchValidator;
   readonly log?: { warn(obj: object, msg: string): void };
+  /** Remote launch hosts (placement by the server's launch options `host`). */
+  readonly hosts?: HostService;
 }
 
 export class LaunchService {
@@ -54,6 +60,7 @@ export class LaunchService {
   constructor(o: LaunchServiceOptions) {
     this.#o = o;
     this.host = new InstanceHost(o.db, o.clock);
+    o.hosts?.bind(this.host);
   }
 
   /**
@@ -199,44 +206,71 @@ export class LaunchService {
           (await requireApp(r, appId)).body as AppBody,
           server.serverId,
         );
-        const disks = await imageDisks(this.#o.store, imageId);
         const name = `${appName}-${server.logicalId ?? server.serverId}`
           .replace(/[^A-Za-z0-9._-]/g, '-')
           .slice(0, 64);
         const seeded = boot.userData !== undefined || boot.configureScript !== undefined;
         // Guest ports the server's checks probe, forwarded to free loopback ports (user network).
-        const ports = options.network?.startsWith('tap:')
-          ? []
-          : await this.#o.validator?.probedPorts(appId, server.serverId);
-        const forwards = await Promise.all(
-          (ports ?? []).map(async (guestPort) => ({ guestPort, hostPort: await freeLoopbackPort() })),
-        );
-        const instance = await launchInstance({
-          id,
-          dir: record.dir,
-          name,
-          disk: disks,
-          type,
-          ...options,
-          ...(forwards.length > 0 ? { forwards } : {}),
-          ...(seeded ? { seed: { instanceId: id, hostname: name, ...boot } } : {}),
-        });
-        this.host.add(id, instance);
+        const ports =
+          (options.network?.startsWith('tap:')
+            ? []
+            : await this.#o.validator?.probedPorts(appId, server.serverId)) ?? [];
+        const { host: where, ...qemuOptions } = options;
+        const placed = await this.#place(where);
+        if (placed) {
+          // The host reads the image through the server: it may from now on (hosts/service.ts).
+          await r.instances.update(id, { hostId: placed.hostId, dir: `${placed.hostId}:${id}` });
+          const instance = await launchRemote(placed, {
+            instanceId: id,
+            name,
+            imageId,
+            disks: (await getImage(this.#o.store, imageId)).disks.length,
+            type,
+            options: qemuOptions,
+            guestPorts: ports,
+            ...(seeded ? { seed: seedParams(id, name, boot) } : {}),
+          });
+          this.host.add(id, instance);
+          members.push({
+            serverId: server.serverId,
+            instanceId: id,
+            consoleLog: '',
+            forwards: instance.forwards,
+            consoleText: () => instance.consoleText(),
+            stopped: () => instance.state !== 'running',
+            probe: (check, timeoutMs) => instance.probe(check, timeoutMs),
+          });
+        } else {
+          const forwards = await Promise.all(
+            ports.map(async (guestPort) => ({ guestPort, hostPort: await freeLoopbackPort() })),
+          );
+          const instance = await launchInstance({
+            id,
+            dir: record.dir,
+            name,
+            disk: await imageDisks(this.#o.store, imageId),
+            type,
+            ...qemuOptions,
+            ...(forwards.length > 0 ? { forwards } : {}),
+            ...(seeded ? { seed: { instanceId: id, hostname: name, ...boot } } : {}),
+          });
+          this.host.add(id, instance);
+          await r.instances.update(id, { pid: instance.pid ?? null });
+          members.push({
+            serverId: server.serverId,
+            instanceId: id,
+            consoleLog: instance.consoleLog,
+            forwards: new Map(forwards.map((f) => [f.guestPort, f.hostPort])),
+            consoleText: () => instance.consoleText(),
+            stopped: () => instance.state !== 'running',
+          });
+        }
         await r.instances.update(id, {
           state: 'running',
-          statusMessage: 'Running.',
-          pid: instance.pid ?? null,
+          statusMessage: placed ? `Running on launch host ${placed.hostId}.` : 'Running.',
           updatedAt: this.#o.clock.now(),
         });
         launched.push(id);
-        members.push({
-          serverId: server.serverId,
-          instanceId: id,
-          consoleLog: instance.consoleLog,
-          forwards: new Map(forwards.map((f) => [f.guestPort, f.hostPort])),
-          consoleText: () => instance.consoleText(),
-          stopped: () => instance.state !== 'running',
-        });
         await this.#setState(appId, {
           status: 'LAUNCH_IN_PROGRESS',
           message: `Launched ${launched.join(', ')}.`,
@@ -319,6 +353,19 @@ export class LaunchService {
       purpose,
     });
     return false;
+  }
+
+  /** The launch host a server's launch goes to (undefined: this machine). */
+  async #place(where: string | undefined): Promise<{ hostId: string; slot: LinkSlot } | undefined> {
+    if (!where || where === 'local') return undefined;
+    if (!this.#o.hosts) {
+      if (where === 'auto') return undefined;
+      throw new LaunchHostUnavailableError(
+        `server launch options name launch host ${where}, but this server takes no remote hosts (start it with --connector-listen)`,
+        { hostId: where },
+      );
+    }
+    return this.#o.hosts.place(where);
   }
 
   /** The latest image of the server's live replication job. */

@@ -38,6 +38,12 @@ export const LaunchCapacityError = defineError(
   false,
   'The instance type asks for more memory than the launch host has.',
 );
+export const LaunchHostUnavailableError = defineError(
+  'FERRY_LAUNCH_HOST_UNAVAILABLE',
+  'io',
+  true,
+  'The launch host the launch was placed on is not connected to the server now (its `ferry host` process is down or cannot reach the server); retry when it is back, or place the server elsewhere.',
+);
 export const InstanceTypeInvalidError = defineError(
   'FERRY_LAUNCH_INSTANCE_TYPE_INVALID',
   'invalid-argument',

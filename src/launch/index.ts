@@ -55,3 +55,4 @@ export {
   type ProbeResult,
   type HttpExpectation,
 } from './probes.js';
+export { HostAgent, type HostAgentOptions, type HostFacts } from './remote/host-agent.js';

@@ -114,7 +114,7 @@ export interface KeepLinkedOptions {
   readonly signal: AbortSignal;
   readonly log?: ClientLog;
   /** The hello sent first on each link (what this end is and can do). */
-  hello(): object;
+  hello(): object | Promise<object>;
   /** The handlers of one link. */
   serve(): Served;
   /** Each link once its hello was answered (calls this end makes go through it). */
@@ -138,7 +138,7 @@ export async function keepLinked(target: LinkTarget, id: LinkIdentity, o: KeepLi
       o.signal.addEventListener('abort', stop, { once: true });
       const beat = setInterval(() => peer.note('heartbeat'), o.heartbeatMs ?? HEARTBEAT_MS);
       try {
-        await peer.call('hello', o.hello(), undefined, { timeoutMs: CONNECT_TIMEOUT_MS });
+        await peer.call('hello', await o.hello(), undefined, { timeoutMs: CONNECT_TIMEOUT_MS });
         backoff = BACKOFF_MIN_MS;
         o.log?.info(`connected to ${target.host}:${target.port} as ${id.id}`);
         o.onUp?.(peer);

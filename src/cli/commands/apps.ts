@@ -6,7 +6,7 @@
  *   ferry apps template APP_ID [--yaml] [--change-set] GenerateTemplate, then prints it
  *   ferry apps plan APP_ID                            the app as a launch plan (app-plan.ts)
  *   ferry apps options APP_ID [SERVER_ID [--bus B] [--nic M] [--firmware F] [--network N]
- *              [--preserve-mac] [--mac MAC] [--image ami-…]]   per-server boot settings (show / set)
+ *              [--preserve-mac] [--mac MAC] [--image ami-…] [--host local|auto|h-…]]   per-server boot settings (show / set)
  *   ferry apps launch --plan FILE [--test | --cutover] [--wait]   replays a plan here
  *   ferry apps test|ready|revert|cutover|revert-cutover|finalize|archive|unarchive
  *              (APP_ID | --wave NAME) [--wait] [--no-final-replication]
@@ -38,7 +38,7 @@ const ACTIONS = {
 } as const;
 
 const USAGE =
-  `ferry apps lifecycle|template|plan APP_ID | ferry apps options APP_ID [SERVER_ID --bus|--nic|--firmware|--network|--preserve-mac|--mac|--image] | ferry apps launch --plan FILE [--test|--cutover] | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
+  `ferry apps lifecycle|template|plan APP_ID | ferry apps options APP_ID [SERVER_ID --bus|--nic|--firmware|--network|--preserve-mac|--mac|--image|--host] | ferry apps launch --plan FILE [--test|--cutover] | ferry apps ${Object.keys(ACTIONS).join('|')} (APP_ID | --wave NAME) ` +
   `[--wait] [--no-final-replication] ${CLIENT_USAGE}`;
 const WAVES_USAGE = `ferry waves [list | assign NAME APP_ID...] ${CLIENT_USAGE}`;
 
@@ -55,6 +55,7 @@ const OPTIONS = {
   network: { type: 'string' },
   'preserve-mac': { type: 'boolean' },
   image: { type: 'string' },
+  host: { type: 'string' },
   mac: { type: 'string' },
   test: { type: 'boolean' },
   cutover: { type: 'boolean' },
@@ -138,6 +139,7 @@ export async function appsCommand(argv: string[]): Promise<number> {
           ...(values['preserve-mac'] ? { preserveMac: true } : {}),
           ...(values.mac ? { macAddress: values.mac } : {}),
           ...(values.image ? { imageId: values.image } : {}),
+          ...(values.host ? { host: values.host } : {}),
         });
       }
       const { servers } = await remote.ferry<{

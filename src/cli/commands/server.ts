@@ -184,10 +184,14 @@ export async function serverCommand(argv: string[]): Promise<number> {
         key: tls.key,
         connectors: control.connectors,
         enrolment: control.enrolment,
+        ...(control.hosts ? { hosts: control.hosts } : {}),
         log,
       });
       const bound = await link.listen(at.host, at.port);
-      stops.unshift(() => link.close());
+      stops.unshift(async () => {
+        control.hosts?.close();
+        await link.close();
+      });
       process.stdout.write(
         `ferry: connector link on ${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port} (connectors trust ${tls.caPath})\n`,
       );

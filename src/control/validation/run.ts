@@ -23,6 +23,17 @@ export interface GroupMember {
   readonly forwards: ReadonlyMap<number, number>;
   consoleText(): Promise<string>;
   stopped(): boolean;
+  /** TCP/HTTP checks where the forwards are (a remote launch host's loopback); default: here. */
+  probe?(check: NetworkCheck, timeoutMs: number): Promise<ProbeResult>;
+}
+
+/** A TCP or HTTP check of a guest port, as sent to a remote launch host. */
+export interface NetworkCheck {
+  readonly kind: 'tcp' | 'http';
+  readonly guestPort: number;
+  readonly path?: string;
+  readonly status?: number;
+  readonly bodyPattern?: string;
 }
 
 interface StoredOutput {
@@ -199,7 +210,6 @@ export class LaunchValidator {
 
 function runCheck(c: ServerCheck, m: GroupMember): Promise<ProbeResult> {
   const timeoutMs = (c.timeoutSeconds ?? DEFAULT_CHECK_TIMEOUT_S) * 1000;
-  const hostPort = c.port !== undefined ? m.forwards.get(c.port) : undefined;
   switch (c.kind) {
     case 'console':
       return consoleProbe(
@@ -209,22 +219,18 @@ function runCheck(c: ServerCheck, m: GroupMember): Promise<ProbeResult> {
         () => m.stopped(),
       );
     case 'tcp':
-      return hostPort === undefined
-        ? Promise.resolve({ ok: false, message: `guest port ${c.port} is not forwarded (tap network?)` })
-        : tcpProbe('127.0.0.1', hostPort, timeoutMs);
-    case 'http':
-      return hostPort === undefined
-        ? Promise.resolve({ ok: false, message: `guest port ${c.port} is not forwarded (tap network?)` })
-        : httpProbe(
-            '127.0.0.1',
-            hostPort,
-            {
-              path: c.path ?? '/',
-              ...(c.status !== undefined ? { status: c.status } : {}),
-              ...(c.bodyPattern !== undefined ? { bodyPattern: new RegExp(c.bodyPattern) } : {}),
-            },
-            timeoutMs,
-          );
+    case 'http': {
+      const check: NetworkCheck = {
+        kind: c.kind,
+        guestPort: c.port!,
+        ...(c.path !== undefined ? { path: c.path } : {}),
+        ...(c.status !== undefined ? { status: c.status } : {}),
+        ...(c.bodyPattern !== undefined ? { bodyPattern: c.bodyPattern } : {}),
+      };
+      return m.probe
+        ? m.probe(check, timeoutMs)
+        : probeHere(check, m.forwards.get(check.guestPort), timeoutMs);
+    }
     case 'script':
       return scriptProbe(
         c.command!,
@@ -237,4 +243,24 @@ function runCheck(c: ServerCheck, m: GroupMember): Promise<ProbeResult> {
         timeoutMs,
       );
   }
+}
+
+/** A TCP or HTTP check through this machine's loopback forward of the guest port. */
+function probeHere(c: NetworkCheck, hostPort: number | undefined, timeoutMs: number): Promise<ProbeResult> {
+  if (hostPort === undefined)
+    return Promise.resolve({
+      ok: false,
+      message: `guest port ${c.guestPort} is not forwarded (tap network?)`,
+    });
+  if (c.kind === 'tcp') return tcpProbe('127.0.0.1', hostPort, timeoutMs);
+  return httpProbe(
+    '127.0.0.1',
+    hostPort,
+    {
+      path: c.path ?? '/',
+      ...(c.status !== undefined ? { status: c.status } : {}),
+      ...(c.bodyPattern !== undefined ? { bodyPattern: new RegExp(c.bodyPattern) } : {}),
+    },
+    timeoutMs,
+  );
 }

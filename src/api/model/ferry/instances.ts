@@ -20,6 +20,7 @@ export const shapes: FerryArea['shapes'] = {
       state: 'string',
       statusMessage: 'string',
       launchOrder: 'integer',
+      hostId: 'string',
       createdAt: 'timestamp',
       updatedAt: 'timestamp',
     },

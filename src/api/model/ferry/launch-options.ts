@@ -15,6 +15,7 @@ const OPTIONS = {
   preserveMac: 'boolean',
   macAddress: 'string',
   imageId: 'FerryImageId',
+  host: 'FerryLaunchPlacement',
 };
 
 export const shapes: FerryArea['shapes'] = {
@@ -22,6 +23,7 @@ export const shapes: FerryArea['shapes'] = {
   FerryNicModel: { type: 'string', enum: ['virtio-net-pci', 'e1000', 'rtl8139', 'none'] },
   FerryFirmware: { type: 'string', enum: ['bios', 'uefi'] },
   FerryImageId: { type: 'string', pattern: '^ami-[0-9a-f]{17}$' },
+  FerryLaunchPlacement: { type: 'string', pattern: '^(local|auto|h-[0-9a-f]{17})$' },
   PutServerLaunchOptionsRequest: {
     type: 'structure',
     members: { appId: 'string', serverId: 'string', ...OPTIONS },
@@ -31,7 +33,14 @@ export const shapes: FerryArea['shapes'] = {
   GetServerLaunchOptionsRequest: { type: 'structure', members: { appId: 'string' }, required: ['appId'] },
   FerryResolvedLaunchOptions: {
     type: 'structure',
-    members: { bus: 'string', nic: 'string', firmware: 'string', network: 'string', mac: 'string' },
+    members: {
+      bus: 'string',
+      nic: 'string',
+      firmware: 'string',
+      network: 'string',
+      mac: 'string',
+      host: 'string',
+    },
   },
   FerryServerLaunchOptions: {
     type: 'structure',
