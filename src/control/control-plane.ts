@@ -83,8 +83,8 @@ export class ControlPlane {
   readonly store: Repository | undefined;
   /** The launch host, when this process is one (instancesDir and a store). */
   readonly launches: LaunchService | undefined;
-  /** Remote launch hosts (enrolled over the link); with an image store only. */
-  readonly hosts: HostService | undefined;
+  /** Remote launch hosts (enrolled over the link; they read images from the store). */
+  readonly hosts: HostService;
   readonly #log: (CatalogLog & ExecutorLog) | undefined;
   #scheduler: Scheduler | undefined;
   #executor: RunExecutor | undefined;
@@ -117,11 +117,11 @@ export class ControlPlane {
     this.apps = new AppService(o.db, this.clock);
     this.objects = o.objectsDir ? new LocalObjects(o.objectsDir) : undefined;
     this.appReplication = new AppReplicationService(o.db, this.clock, this.jobs);
-    this.hosts = store ? new HostService(o.db, this.clock, store) : undefined;
+    this.hosts = new HostService(o.db, this.clock, store);
     this.launches =
       store && o.instancesDir
         ? new LaunchService({
-            ...(this.hosts ? { hosts: this.hosts } : {}),
+            hosts: this.hosts,
             db: o.db,
             clock: this.clock,
             store,
@@ -165,8 +165,6 @@ export class ControlPlane {
   }
 
   launchHosts(): HostService {
-    if (!this.hosts)
-      throw new OperationNotPermittedError('this server has no image store: it takes no launch hosts');
     return this.hosts;
   }
 

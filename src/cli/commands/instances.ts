@@ -4,10 +4,14 @@
  * from the server's data directory, also while the server runs. The console is the
  * instance's serial log so far (its last MiB).
  *
+ * With `--endpoint URL` (or FERRY_ENDPOINT) and no `--data-dir`, list and console ask the running
+ * server instead (the only way to the console of an instance on a remote launch host).
+ *
  * `ferry instances stop|start|terminate ID... [--endpoint URL]` go through the running
  * server (StopInstances / StartInstances / TerminateInstances): it owns the QEMU processes
  * and the image exports they boot from.
  */
+import type { InstanceRecord } from '../../db/index.js';
 import { InvalidArgumentError } from '../../errors/index.js';
 import { CLIENT_OPTIONS, CLIENT_USAGE } from '../remote/connection.js';
 import { withRemote } from '../remote/session.js';
@@ -16,7 +20,7 @@ import { writeJson } from '../output.js';
 import { DATA_DIR_OPTIONS, iso, withControl } from './keys-common.js';
 
 const USAGE =
-  'ferry instances list|console [INSTANCE_ID] [--data-dir DIR] [--database URL] [--json] | ferry instances stop|start|terminate ID... [--endpoint URL]';
+  'ferry instances list|console [INSTANCE_ID] [--data-dir DIR] [--database URL] [--endpoint URL] [--json] | ferry instances stop|start|terminate ID... [--endpoint URL]';
 
 const REMOTE_VERBS = {
   stop: 'StopInstances',
@@ -41,11 +45,17 @@ export async function instancesCommand(argv: string[]): Promise<number> {
       return 0;
     });
   }
-  const { values, positionals } = parse(rest, DATA_DIR_OPTIONS, USAGE);
+  const { values, positionals } = parse(rest, { ...DATA_DIR_OPTIONS, ...CLIENT_OPTIONS }, USAGE);
+  // With --endpoint (and no --data-dir) through the running server: it also reaches the
+  // consoles of instances on remote launch hosts.
+  const viaServer =
+    values['data-dir'] === undefined && (values.endpoint ?? process.env['FERRY_ENDPOINT']) !== undefined;
   if (verb === 'list') {
     needPositionals(positionals, 0, USAGE);
-    const { instances: list } = await withControl(values, ({ control }) => control.instances.list());
-    const rows = list.map((i) => ({
+    const { instances: list } = viaServer
+      ? await withRemote(values, (r) => r.ferry<{ instances: InstanceRecord[] }>('ListInstances', {}))
+      : await withControl(values, ({ control }) => control.instances.list());
+    const rows = (list ?? []).map((i) => ({
       instanceId: i.instanceId,
       appId: i.appId,
       serverId: i.serverId,
@@ -54,7 +64,8 @@ export async function instancesCommand(argv: string[]): Promise<number> {
       state: i.state,
       statusMessage: i.statusMessage,
       launchOrder: i.launchOrder,
-      createdAt: iso(i.createdAt),
+      hostId: i.hostId ?? null,
+      createdAt: viaServer ? new Date(i.createdAt * 1000).toISOString() : iso(i.createdAt),
     }));
     if (values.json) writeJson(rows);
     else
@@ -72,9 +83,9 @@ export async function instancesCommand(argv: string[]): Promise<number> {
   }
   if (verb === 'console') {
     const [id] = needPositionals(positionals, 1, USAGE) as [string];
-    const { output } = await withControl(values, ({ control }) =>
-      control.instances.console({ instanceId: id }),
-    );
+    const { output } = viaServer
+      ? await withRemote(values, (r) => r.ferry<{ output: string }>('GetInstanceConsole', { instanceId: id }))
+      : await withControl(values, ({ control }) => control.instances.console({ instanceId: id }));
     process.stdout.write(output);
     return 0;
   }

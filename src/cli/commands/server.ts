@@ -184,12 +184,12 @@ export async function serverCommand(argv: string[]): Promise<number> {
         key: tls.key,
         connectors: control.connectors,
         enrolment: control.enrolment,
-        ...(control.hosts ? { hosts: control.hosts } : {}),
+        hosts: control.hosts,
         log,
       });
       const bound = await link.listen(at.host, at.port);
       stops.unshift(async () => {
-        control.hosts?.close();
+        control.hosts.close();
         await link.close();
       });
       process.stdout.write(

@@ -26,11 +26,11 @@ export interface HostView extends LaunchHostRecord {
 export class HostService implements LaunchHostLinks {
   readonly #db: Database;
   readonly #clock: Clock;
-  readonly #store: Repository;
+  readonly #store: Repository | undefined;
   readonly #slots = new Map<string, LinkSlot>();
   #instances: InstanceHost | undefined;
 
-  constructor(db: Database, clock: Clock, store: Repository) {
+  constructor(db: Database, clock: Clock, store: Repository | undefined) {
     this.#db = db;
     this.#clock = clock;
     this.#store = store;
@@ -114,6 +114,7 @@ export class HostService implements LaunchHostLinks {
             instanceId,
           },
         );
+      if (!this.#store) throw new NotFoundError('this server has no image store', { resource: 'image' });
       const { disk } = await openImageDisk(this.#store, imageId, index);
       return { disk };
     });

@@ -42,8 +42,6 @@ const MAX_CONSOLE_BYTES = 1 << 20;
 const MAX_PROBE_MS = 3_600_000;
 /** Instance ids are EC2-shaped; anything else is refused before it names a directory. */
 const INSTANCE_ID = /^i-[0-9a-f]{17}$/;
-/** How long an instance may take to power off when the server gives no bound. */
-const DEFAULT_STOP_MS = 10_000;
 
 export interface HostAgentOptions {
   /** Where instance directories go (created 0700 per instance). */
