@@ -100,6 +100,8 @@ before(async () => {
 
 after(async () => {
   for (const c of children) c.kill('SIGKILL');
+  // A failed run may leave the host's QEMUs (a killed `ferry host` does not take them along).
+  if (stateDir) for (const pid of await qemusUnder(stateDir)) process.kill(pid, 'SIGKILL');
   sms?.destroy();
   await server?.stop();
 });
