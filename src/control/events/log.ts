@@ -56,7 +56,16 @@ export class EventLog implements ChangeObserver {
   }
 
   async changed(tx: SqlExecutor, table: string, before: object | undefined, after: object): Promise<void> {
-    for (const e of eventsOf(table, before, after)) await this.record(tx, e);
+    const events = eventsOf(table, before, after);
+    if (events.length === 0) return;
+    // One read of the webhooks per change, however many events it makes.
+    const enabled = await repositories(tx).webhooks.enabled();
+    for (const e of events)
+      await this.#store(
+        tx,
+        e,
+        enabled.filter((w) => matches(w.eventPatterns, withSource(e))),
+      );
   }
 
   /**
@@ -64,6 +73,14 @@ export class EventLog implements ChangeObserver {
    * only to `onlyWebhookId` (test events).
    */
   async record(x: SqlExecutor, e: NewEvent, onlyWebhookId?: string): Promise<FerryEvent> {
+    const r = repositories(x);
+    const hooks = onlyWebhookId
+      ? [await r.webhooks.get(onlyWebhookId)].filter((w) => w !== undefined)
+      : (await r.webhooks.enabled()).filter((w) => matches(w.eventPatterns, withSource(e)));
+    return this.#store(x, e, hooks);
+  }
+
+  async #store(x: SqlExecutor, e: NewEvent, hooks: readonly { webhookId: string }[]): Promise<FerryEvent> {
     const r = repositories(x);
     const now = this.#clock.now();
     const event: FerryEvent = { ...e, id: newEventId(now), source: EVENT_TYPES[e.detailType], time: now };
@@ -75,9 +92,6 @@ export class EventLog implements ChangeObserver {
       resources: event.resources,
       detail: event.detail,
     });
-    const hooks = onlyWebhookId
-      ? [await r.webhooks.get(onlyWebhookId)].filter((w) => w !== undefined)
-      : (await r.webhooks.enabled()).filter((w) => matches(w.eventPatterns, event));
     for (const w of hooks) {
       await r.deliveries.insert({
         deliveryId: newDeliveryId(now),
@@ -140,4 +154,9 @@ export class EventLog implements ChangeObserver {
       if (n < 500) return total;
     }
   }
+}
+
+/** An event's source follows from its type (catalog.ts); patterns may name either. */
+function withSource(e: NewEvent): { source: string; detailType: string } {
+  return { source: EVENT_TYPES[e.detailType], detailType: e.detailType };
 }
