@@ -9,15 +9,15 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SMS } from '@aws-sdk/client-sms';
 import { oneServerApp, ferryOk, replicate, settledLaunch } from '../helpers/apps.js';
 import { bootTools } from '../helpers/boot.js';
-import { FERRY_BIN, ferry, tempDir } from '../helpers/qemu.js';
-import { linkPort } from '../helpers/remote-connector.js';
+import { ferry, tempDir } from '../helpers/qemu.js';
+import { startLinked, type ConnectorProcess } from '../helpers/remote-connector.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { smsClient } from '../helpers/sms.js';
 import { until } from '../helpers/wait.js';
@@ -28,34 +28,10 @@ let sms: SMS;
 let stateDir: string;
 const children = new Set<ChildProcess>();
 
-interface HostProcess {
-  readonly child: ChildProcess;
-  out(): string;
-  readonly exited: Promise<number | null>;
-}
-
-function startHost(token?: string): HostProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      FERRY_BIN,
-      'host',
-      '--server',
-      `127.0.0.1:${linkPort(server)}`,
-      '--ca-bundle',
-      join(server.dataDir, 'tls', 'ca.pem'),
-      '--state-dir',
-      stateDir,
-      ...(token ? ['--enrol-token', token] : []),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, out: () => out, exited };
+function startHost(token?: string): ConnectorProcess {
+  const h = startLinked(server, 'host', stateDir, [], token);
+  children.add(h.child);
+  return { ...h, out: () => h.out() + h.err() };
 }
 
 interface Listed {

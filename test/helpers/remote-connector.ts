@@ -1,4 +1,4 @@
-/** A real `ferry connector` process for end-to-end tests (docs/connector-protocol.md). */
+/** Real `ferry connector` and `ferry host` processes for end-to-end tests (docs/connector-protocol.md). */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -33,18 +33,29 @@ export function startConnector(
   source: readonly string[],
   token?: string,
 ): ConnectorProcess {
+  return startLinked(server, 'connector', stateDir, source, token);
+}
+
+/** Starts a process that dials the server's link: `ferry connector` or `ferry host`. */
+export function startLinked(
+  server: RunningServer,
+  command: 'connector' | 'host',
+  stateDir: string,
+  extra: readonly string[],
+  token?: string,
+): ConnectorProcess {
   const child = spawn(
     process.execPath,
     [
       FERRY_BIN,
-      'connector',
+      command,
       '--server',
       `127.0.0.1:${linkPort(server)}`,
       '--ca-bundle',
       join(server.dataDir, 'tls', 'ca.pem'),
       '--state-dir',
       stateDir,
-      ...source,
+      ...extra,
       ...(token ? ['--enrol-token', token] : []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

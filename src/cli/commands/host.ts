@@ -16,8 +16,8 @@ import { needPositionals, parse } from '../args.js';
 import { writeJson } from '../output.js';
 import { CLIENT_OPTIONS } from '../remote/connection.js';
 import { withRemote } from '../remote/session.js';
-import { DATA_DIR_OPTIONS, iso, withControl } from './keys-common.js';
-import { durationMs } from './keys-create.js';
+import { DATA_DIR_OPTIONS, withControl } from './keys-common.js';
+import { printEnrolmentToken } from './enrol-token.js';
 import { ferryVersion, parseListen } from './server.js';
 
 const USAGE =
@@ -101,22 +101,7 @@ export async function hostsCommand(argv: string[]): Promise<number> {
   const local = values['data-dir'] !== undefined;
   if (verb === 'enrol') {
     needPositionals(positionals, 0, HOSTS_USAGE);
-    const input = {
-      role: 'host' as const,
-      ...(values.ttl !== undefined ? { ttlSeconds: durationMs(values.ttl) / 1000 } : {}),
-      ...(values.description !== undefined ? { description: values.description } : {}),
-    };
-    const out = local
-      ? await withControl(values, ({ control }) => control.enrolment.createEnrolmentToken(input))
-      : await withRemote(values, async (r) => {
-          const o = await r.ferry<{ enrolmentToken: string; expiresAt: number }>(
-            'CreateEnrolmentToken',
-            input,
-          );
-          return { ...o, expiresAt: o.expiresAt * 1000 };
-        });
-    if (values.json) writeJson({ enrolmentToken: out.enrolmentToken, expiresAt: iso(out.expiresAt) });
-    else process.stdout.write(`${out.enrolmentToken}\n(single use, expires ${iso(out.expiresAt)})\n`);
+    await printEnrolmentToken(values, 'host');
     return 0;
   }
   if (verb === 'disassociate') {
