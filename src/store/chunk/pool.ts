@@ -4,10 +4,12 @@
  * thread; {@link WorkerCodec} spreads batches over worker threads (zstd-napi and
  * node:crypto are synchronous, so threads are the only way to use more than one core).
  *
- * Batches live in {@link BatchBuffers}: a fixed set of slots allocated once per write (no
- * per-batch allocation, so no page faults) that also bounds the memory of the pipeline. A
- * slot's buffers are *transferred* to a worker and back (zero-copy ping-pong), not shared:
- * V8 copies in and out of SharedArrayBuffers with slow relaxed-atomic moves.
+ * Batches live in {@link BatchBuffers}: a bounded set of slots, created on demand and
+ * reused (no per-batch allocation, so no page faults), that also bounds the memory of the
+ * pipeline. Slot memory is *shared* with the workers and introduced to each worker once;
+ * requests then carry only a buffer id. Transferring ArrayBuffers instead (the earlier
+ * design) made a new ArrayBuffer object per hop, and V8 counts each as fresh external
+ * memory: the main thread then spent 17–20 % in "external memory pressure" GCs.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -60,35 +62,35 @@ export class InlineCodec implements ChunkCodec {
   async close(): Promise<void> {}
 }
 
+/** A shared buffer by id; `buffer` is sent only the first time a thread sees the id. */
+export interface SharedRef {
+  id: number;
+  buffer?: SharedArrayBuffer;
+}
+
 export type WorkerRequest =
-  | { seq: number; op: 'hash'; input: ArrayBuffer; length: number; blockSize: number }
+  | { seq: number; op: 'hash'; input: SharedRef; length: number; blockSize: number }
   | {
       seq: number;
       op: 'seal';
-      input: ArrayBuffer;
-      output: ArrayBuffer;
+      input: SharedRef;
+      output: SharedRef;
       length: number;
       blockSize: number;
-      picks: number[];
+      picks: Uint32Array;
       ids: Uint8Array;
     };
 
 export type WorkerResponse =
-  | { seq: number; op: 'hash'; input: ArrayBuffer; ids: Uint8Array; digests: Uint8Array; zero: Uint8Array }
-  | {
-      seq: number;
-      op: 'seal';
-      input: ArrayBuffer;
-      output: ArrayBuffer;
-      length: number;
-      meta: Uint32Array;
-      blobIds: Uint8Array;
-    }
-  | { seq: number; op: 'error'; message: string; input?: ArrayBuffer; output?: ArrayBuffer };
+  | { seq: number; op: 'hash'; ids: Uint8Array; digests: Uint8Array; zero: Uint8Array }
+  | { seq: number; op: 'seal'; length: number; meta: Uint32Array; blobIds: Uint8Array }
+  | { seq: number; op: 'error'; message: string };
 
 interface Thread {
   readonly worker: Worker;
   pending: number;
+  /** Ids of the shared buffers this worker already holds. */
+  readonly known: Set<number>;
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -99,6 +101,8 @@ export class WorkerCodec implements ChunkCodec {
   readonly #waiting = new Map<number, { resolve: (r: WorkerResponse) => void; reject: (e: Error) => void }>();
   #seq = 0;
   #failure: Error | undefined;
+  readonly #bufferIds = new WeakMap<SharedArrayBuffer, number>();
+  #nextBufferId = 0;
 
   constructor(keys: RepoKeys, threads: number) {
     this.threads = threads;
@@ -107,7 +111,7 @@ export class WorkerCodec implements ChunkCodec {
         workerData: { encKey: keys.encKey, idKey: keys.idKey },
       });
       worker.unref();
-      const t: Thread = { worker, pending: 0 };
+      const t: Thread = { worker, pending: 0, known: new Set() };
       worker.on('message', (m: WorkerResponse) => {
         t.pending--;
         const w = this.#waiting.get(m.seq);
@@ -128,8 +132,13 @@ export class WorkerCodec implements ChunkCodec {
   }
 
   async hash(slot: BatchSlot, length: number, blockSize: number): Promise<HashResult> {
-    const input = ownedBuffer(slot.input);
-    const r = await this.#send({ seq: 0, op: 'hash', input, length, blockSize }, [input], slot);
+    const r = await this.#send((t) => ({
+      seq: 0,
+      op: 'hash',
+      input: this.#ref(t, slot.input),
+      length,
+      blockSize,
+    }));
     if (r.op !== 'hash') throw new InternalError('chunk worker answered out of protocol');
     return { ids: asBuffer(r.ids), digests: asBuffer(r.digests), zero: r.zero };
   }
@@ -142,29 +151,40 @@ export class WorkerCodec implements ChunkCodec {
     ids: Buffer,
   ): Promise<SealedBlob[]> {
     if (picks.length === 0) return [];
-    const input = ownedBuffer(slot.input);
-    const output = ownedBuffer(slot.output);
-    const r = await this.#send(
-      { seq: 0, op: 'seal', input, output, length, blockSize, picks: [...picks], ids: new Uint8Array(ids) },
-      [input, output],
-      slot,
-    );
+    const r = await this.#send((t) => ({
+      seq: 0,
+      op: 'seal',
+      input: this.#ref(t, slot.input),
+      output: this.#ref(t, slot.output),
+      length,
+      blockSize,
+      picks: Uint32Array.from(picks),
+      ids: new Uint8Array(ids),
+    }));
     if (r.op !== 'seal') throw new InternalError('chunk worker answered out of protocol');
     return unpackBlobs({ bytes: slot.output.subarray(0, r.length), meta: r.meta, ids: asBuffer(r.blobIds) });
   }
 
-  /** Sends a request transferring the slot's buffers; puts them back in the slot on reply. */
-  async #send(req: WorkerRequest, transfer: ArrayBuffer[], slot: BatchSlot): Promise<WorkerResponse> {
+  /** Names a slot buffer for thread `t`, handing it the memory the first time. */
+  #ref(t: Thread, b: Buffer): SharedRef {
+    const sab = sharedOf(b);
+    let id = this.#bufferIds.get(sab);
+    if (id === undefined) this.#bufferIds.set(sab, (id = this.#nextBufferId++));
+    if (t.known.has(id)) return { id };
+    t.known.add(id);
+    return { id, buffer: sab };
+  }
+
+  /** Sends a request to the least busy thread; the slot's memory stays shared. */
+  async #send(make: (t: Thread) => WorkerRequest): Promise<WorkerResponse> {
     if (this.#failure) throw this.#failure;
     const seq = ++this.#seq;
     const t = this.#threads.reduce((a, b) => (b.pending < a.pending ? b : a));
     t.pending++;
     const r = await new Promise<WorkerResponse>((resolve, reject) => {
       this.#waiting.set(seq, { resolve, reject });
-      t.worker.postMessage({ ...req, seq }, transfer);
+      t.worker.postMessage({ ...make(t), seq });
     });
-    if (r.input) slot.input = Buffer.from(r.input);
-    if ('output' in r && r.output) slot.output = Buffer.from(r.output);
     if (r.op === 'error') throw new InternalError(`chunk worker failed: ${r.message}`);
     return r;
   }
@@ -181,16 +201,16 @@ export class WorkerCodec implements ChunkCodec {
   }
 }
 
-function ownedBuffer(b: Buffer): ArrayBuffer {
-  if (b.byteOffset !== 0 || b.length !== b.buffer.byteLength || b.buffer instanceof SharedArrayBuffer) {
-    throw new InternalError('batch buffers must own their whole ArrayBuffer (BatchBuffers)');
+function sharedOf(b: Buffer): SharedArrayBuffer {
+  if (b.byteOffset !== 0 || b.length !== b.buffer.byteLength || !(b.buffer instanceof SharedArrayBuffer)) {
+    throw new InternalError('batch buffers must be whole SharedArrayBuffers (BatchBuffers)');
   }
-  return b.buffer as ArrayBuffer;
+  return b.buffer;
 }
 
-/** new ArrayBuffer (not Buffer.alloc*): never a slice of Node's pool, so transferable. */
+/** Slot memory: shared with the workers (see the top of this file). */
 function whole(size: number): Buffer {
-  return Buffer.from(new ArrayBuffer(size));
+  return Buffer.from(new SharedArrayBuffer(size));
 }
 
 export function createCodec(keys: RepoKeys, threads = WorkerCodec.defaultThreads()): ChunkCodec {
@@ -198,7 +218,8 @@ export function createCodec(keys: RepoKeys, threads = WorkerCodec.defaultThreads
 }
 
 /**
- * A fixed set of batch slots, allocated once per write; acquire waits when all are in use,
+ * A bounded set of batch slots, created when first needed (a write of a few changed
+ * ranges touches a few, not the whole set) and reused; acquire waits when all are in use,
  * which bounds the pipeline.
  */
 export class BatchBuffers {
@@ -207,12 +228,18 @@ export class BatchBuffers {
   /** Output buffers handed back by packs once stored (see {@link BatchBuffers.newOutput}). */
   readonly #outputs: Buffer[] = [];
   readonly #outputBytes: number;
+  #unborn: number;
   readonly size: number;
 
   constructor(count: number, size: number, blockSize: number) {
     this.size = size;
     this.#outputBytes = size + SEAL_OVERHEAD * Math.ceil(size / blockSize);
-    for (let i = 0; i < count; i++) this.#free.push({ input: whole(size), output: whole(this.#outputBytes) });
+    this.#unborn = count;
+  }
+
+  /** Bytes a slot's output holds (every block sealed uncompressed). */
+  get outputBytes(): number {
+    return this.#outputBytes;
   }
 
   /**
@@ -224,14 +251,17 @@ export class BatchBuffers {
   }
 
   recycleOutput(b: Buffer): void {
-    if (b.length !== this.#outputBytes)
-      throw new InternalError('recycled a detached or foreign output buffer');
+    if (b.length !== this.#outputBytes) throw new InternalError('recycled a foreign output buffer');
     this.#outputs.push(b);
   }
 
   async acquire(): Promise<BatchSlot> {
     const b = this.#free.pop();
     if (b) return b;
+    if (this.#unborn > 0) {
+      this.#unborn--;
+      return { input: whole(this.size), output: this.newOutput() };
+    }
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 

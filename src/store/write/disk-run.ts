@@ -308,10 +308,22 @@ export class DiskRun {
       apply: async () => {
         let owner: BufferOwner | undefined;
         try {
-          const blobs = await sealed;
-          // Only now: while a worker seals, slot.output is detached (transferred away).
+          let blobs = await sealed;
           const output = slot.output;
-          owner = new BufferOwner(() => ctx.buffers.recycleOutput(output));
+          const sealedBytes = blobs.reduce((n, b) => n + b.length, 0);
+          if (sealedBytes * 2 < output.length) {
+            // A mostly empty output (few new blocks) is copied out, not handed to the pack:
+            // packs then hold what they store, not a 4 MiB output per few blobs (the 1 %
+            // rewrite case held ~150 outputs per 16 MiB pack, each a fresh allocation).
+            const own = Buffer.allocUnsafeSlow(sealedBytes);
+            own.set(output.subarray(0, sealedBytes));
+            blobs = blobs.map((b) => ({
+              ...b,
+              bytes: own.subarray(b.bytes.byteOffset, b.bytes.byteOffset + b.length),
+            }));
+          } else {
+            owner = new BufferOwner(() => ctx.buffers.recycleOutput(output));
+          }
           const byBlock = new Map(picks.map((b, j) => [b, blobs[j] as SealedBlob]));
           for (let i = 0; i < r.zero.length; i++) {
             const digest = r.digests.subarray(i * ID_BYTES, (i + 1) * ID_BYTES);
