@@ -31,6 +31,7 @@ export {
   type ExportResult,
   type OpenImageOptions,
 } from './read/open.js';
+export type { ChunkIndex } from './index/chunk-index.js';
 export { ImageLayer } from './read/image-layer.js';
 export {
   getImage,

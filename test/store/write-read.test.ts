@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { checksumDisk, driverFor, MemorySink } from '../../src/disk/index.js';
 import {
+  checkRepository,
   exportImage,
   getImage,
   listImages,
@@ -172,7 +173,25 @@ test('batches with and without new chunks interleave safely (sealed outputs are 
     const view = await openImageDisk(repo, img.id, 0);
     assert.equal(await checksumDisk(view.disk), sha(next), `threads=${threads}`);
     await view.disk.close();
-    const { checkRepository } = await import('../../src/store/index.js');
     assert.deepEqual((await checkRepository(repo, { readData: true })).errors, [], `threads=${threads}`);
   }
+});
+
+test('worker threads kept between writes take the next write’s keys (two repositories, alternating)', async () => {
+  const repos = [await memoryRepo(), await memoryRepo()];
+  const data = [mixedDisk(1024 * 1024, 3), mixedDisk(1024 * 1024, 5)];
+  for (const round of [0, 1]) {
+    for (const [i, repo] of repos.entries()) {
+      const content = data[(i + round) % 2]!;
+      const image = await writeImage(repo, {
+        name: `r${round}`,
+        disks: [{ name: 'd', disk: await memoryDisk(content) }],
+        threads: 2,
+      });
+      const view = await openImageDisk(repo, image.id, 0);
+      assert.equal(await checksumDisk(view.disk), sha(content));
+      await view.disk.close();
+    }
+  }
+  for (const repo of repos) assert.deepEqual((await checkRepository(repo, { readData: true })).errors, []);
 });

@@ -69,6 +69,10 @@ export interface SharedRef {
 }
 
 export type WorkerRequest =
+  /** Keys of the write about to start (no reply). */
+  | { seq: number; op: 'init'; encKey: Uint8Array; idKey: Uint8Array }
+  /** The write ended: forget its keys and buffers (no reply). */
+  | { seq: number; op: 'reset' }
   | { seq: number; op: 'hash'; input: SharedRef; length: number; blockSize: number }
   | {
       seq: number;
@@ -91,6 +95,38 @@ interface Thread {
   pending: number;
   /** Ids of the shared buffers this worker already holds. */
   readonly known: Set<number>;
+  readonly off: () => void;
+}
+
+/**
+ * Workers left by finished writes, reset (no keys, no buffers) and unref'd: a server
+ * writes an image per replication run, and starting threads (≈ 50 ms each, loading their
+ * modules) was a fixed cost of every incremental run.
+ */
+const parked: Worker[] = [];
+const MAX_PARKED = 8;
+
+function takeWorker(): Worker {
+  const w = parked.pop();
+  if (w) {
+    w.removeAllListeners('exit').removeAllListeners('error');
+    return w;
+  }
+  const worker = new Worker(new URL('./worker.js', import.meta.url));
+  worker.unref();
+  return worker;
+}
+
+function park(worker: Worker): void {
+  if (parked.length >= MAX_PARKED) {
+    void worker.terminate();
+    return;
+  }
+  worker.postMessage({ seq: 0, op: 'reset' } satisfies WorkerRequest);
+  // A parked worker that fails just leaves the pool (an unhandled 'error' would throw).
+  worker.on('error', () => {});
+  worker.once('exit', () => parked.splice(parked.indexOf(worker) >>> 0, 1));
+  parked.push(worker);
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -107,21 +143,24 @@ export class WorkerCodec implements ChunkCodec {
   constructor(keys: RepoKeys, threads: number) {
     this.threads = threads;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL('./worker.js', import.meta.url), {
-        workerData: { encKey: keys.encKey, idKey: keys.idKey },
-      });
-      worker.unref();
-      const t: Thread = { worker, pending: 0, known: new Set() };
-      worker.on('message', (m: WorkerResponse) => {
+      const worker = takeWorker();
+      const onMessage = (m: WorkerResponse) => {
         t.pending--;
         const w = this.#waiting.get(m.seq);
         this.#waiting.delete(m.seq);
         w?.resolve(m);
-      });
-      worker.on('error', (err) => this.#fail(err));
-      worker.on('exit', (code) => {
-        if (code !== 0) this.#fail(new Error(`chunk worker exited with code ${code}`));
-      });
+      };
+      const onError = (err: Error) => this.#fail(err);
+      const onExit = (code: number) => this.#fail(new Error(`chunk worker exited with code ${code}`));
+      worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+      const off = () => worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+      const t: Thread = { worker, pending: 0, known: new Set(), off };
+      worker.postMessage({
+        seq: 0,
+        op: 'init',
+        encKey: keys.encKey,
+        idKey: keys.idKey,
+      } satisfies WorkerRequest);
       this.#threads.push(t);
     }
   }
@@ -196,8 +235,13 @@ export class WorkerCodec implements ChunkCodec {
   }
 
   async close(): Promise<void> {
+    // Healthy idle workers are kept for the next write; any doubt (a failure, a request
+    // still running) ends them.
+    const healthy = this.#failure === undefined && this.#waiting.size === 0;
     this.#failure ??= new InternalError('chunk codec closed');
-    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+    for (const t of this.#threads) t.off();
+    if (healthy) this.#threads.forEach((t) => park(t.worker));
+    else await Promise.all(this.#threads.map((t) => t.worker.terminate()));
   }
 }
 

@@ -1,16 +1,16 @@
 /**
  * Worker thread entry: hashes and seals batches for the main thread (pool.ts). Batch
  * memory is shared: each buffer arrives once (with the first request naming it) and is
- * kept by id, so requests carry no bulk data. Keys arrive once, in workerData.
+ * kept by id, so requests carry no bulk data. A worker serves one write at a time and is
+ * reused by the next (pool.ts): `init` brings a write's keys, `reset` forgets them.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { hashBlocks, sealBlocks } from './work.js';
 import type { SharedRef, WorkerRequest, WorkerResponse } from './pool.js';
 
-const data = workerData as { encKey: Uint8Array; idKey: Uint8Array };
-const encKey = Buffer.from(data.encKey);
-const idKey = Buffer.from(data.idKey);
 const port = parentPort;
+let encKey = Buffer.alloc(0);
+let idKey = Buffer.alloc(0);
 /** Shared batch buffers by id (pool.ts: WorkerCodec#ref); they live as long as the codec. */
 const buffers = new Map<number, Buffer>();
 
@@ -22,6 +22,13 @@ function buffer(ref: SharedRef): Buffer {
 }
 
 port?.on('message', (m: WorkerRequest) => {
+  if (m.op === 'init' || m.op === 'reset') {
+    // Copies: the keys must not alias memory of a message (or survive a reset).
+    encKey = m.op === 'init' ? Buffer.from(m.encKey) : Buffer.alloc(0);
+    idKey = m.op === 'init' ? Buffer.from(m.idKey) : Buffer.alloc(0);
+    buffers.clear();
+    return;
+  }
   let reply: WorkerResponse;
   try {
     const bytes = buffer(m.input).subarray(0, m.length);

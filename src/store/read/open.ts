@@ -25,6 +25,8 @@ export interface ImageView {
   readonly layer: ImageLayer;
   /** Closing the disk releases the read lock. */
   readonly disk: Disk;
+  /** The index the view reads through, loaded under its read lock (see WriteImageOptions.index). */
+  readonly index: ChunkIndex;
 }
 
 export interface OpenImageOptions {
@@ -58,7 +60,7 @@ export async function openImageDisk(
       verify: options.verify ?? false,
       onClose: () => lock.release(),
     });
-    return { image, layer, disk: new LayeredDisk([layer], [`${imageId}/${diskIndex}`]) };
+    return { image, layer, index, disk: new LayeredDisk([layer], [`${imageId}/${diskIndex}`]) };
   } catch (err) {
     await lock.release().catch(() => {});
     throw err;

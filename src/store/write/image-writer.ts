@@ -6,6 +6,7 @@
 import type { Disk, ProgressObserver } from '../../disk/index.js';
 import { InvalidArgumentError, StoreImageNotFoundError } from '../../errors/index.js';
 import { BatchBuffers, createCodec } from '../chunk/pool.js';
+import type { ChunkIndex } from '../index/chunk-index.js';
 import { RepoLock } from '../lock/lock.js';
 import { imageKey, MAX_DISKS_PER_IMAGE, MAX_IMAGE_VIRTUAL_SIZE } from '../layout.js';
 import { decodeRecord, isImageId, newImageId, type DiskImage, type ServerImage } from '../manifest/record.js';
@@ -44,6 +45,13 @@ export interface WriteImageOptions {
      */
     readonly base?: { readonly image: string; readonly disk: number; readonly depth: number };
   }[];
+  /**
+   * An index the caller loaded while holding a lock (of any kind) that it keeps until this
+   * write returns, e.g. the read lock of the base image's view (ImageView.index): GC then
+   * waits for that lock, so the index is as safe to deduplicate against as one loaded under
+   * the write lock. Saves loading every index file a second time.
+   */
+  readonly index?: ChunkIndex;
   /** Continue the interrupted write of this image id. */
   readonly resume?: string;
   /** Worker threads (0 = inline); default: every core, at most 8. */
@@ -68,7 +76,7 @@ export async function writeImage(repo: Repository, options: WriteImageOptions): 
   const codec = createCodec(repo.keys, threads);
   try {
     // The lock exists before the index is loaded: GC's safety argument depends on it.
-    const { index } = await repo.loadIndex();
+    const index = options.index ?? (await repo.loadIndex()).index;
     let meta: StagingMeta;
     let progress: DiskProgress[];
     if (options.resume) {

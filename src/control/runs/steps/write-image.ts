@@ -6,7 +6,7 @@
  */
 import { isStored, type Disk } from '../../../disk/index.js';
 import { InternalError } from '../../../errors/index.js';
-import { listIncomplete, openImageDisk, writeImage } from '../../../store/index.js';
+import { listIncomplete, openImageDisk, writeImage, type ChunkIndex } from '../../../store/index.js';
 import type { Step } from '../itinerary.js';
 
 export const writeImageStep: Step = {
@@ -22,12 +22,20 @@ export const writeImageStep: Step = {
     const opened: { name: string; disk: Disk; base?: { image: string; disk: number; depth: number } }[] = [];
     const snap = ctx.checkpoint.source;
     const baseId = ctx.checkpoint.baseImageId;
+    // Loaded once, under the first base view's read lock, which is held until the write
+    // returns (the disks close after it): every base disk and the write share it.
+    let index: ChunkIndex | undefined;
     try {
       for (const d of disks) {
         const changed = snap?.disks.find((x) => x.index === d.index)?.mode === 'changed';
         // A changed disk reads only what changed; the rest comes from the previous image,
         // whose layer the opened disk then owns (and closes).
-        const base = changed && baseId ? (await openImageDisk(ctx.store, baseId, d.index)).layer : undefined;
+        const view =
+          changed && baseId
+            ? await openImageDisk(ctx.store, baseId, d.index, index ? { index } : {})
+            : undefined;
+        index ??= view?.index;
+        const base = view?.layer;
         const disk = await ctx.connector.source
           .openDisk(ctx.job.server.vmId, d.index, snap, base)
           .catch(async (err: unknown) => {
@@ -56,6 +64,7 @@ export const writeImageStep: Step = {
         run: ctx.run.replicationRunId,
         disks: opened,
         ...(interrupted ? { resume: interrupted.id } : {}),
+        ...(index ? { index } : {}),
         signal: ctx.signal,
         progress: {
           update(p) {
