@@ -123,3 +123,24 @@ export async function feedIncremental(
     queue.length = 0;
   }
 }
+
+/** Where a full write's runs go: zeros, or ranges to read (the disk run reads them into its slots). */
+export interface FullFeed {
+  zeros(blocks: number, bytes: number): Promise<void>;
+  read(offset: number, length: number): Promise<void>;
+}
+
+/** Feeds a whole disk by the same plan with no base: every run is read or zeros. */
+export async function feedFull(
+  disk: Disk,
+  blockSize: number,
+  feed: FullFeed,
+  signal?: AbortSignal,
+): Promise<void> {
+  for await (const run of planBlocks(disk, blockSize, -1, signal)) {
+    const from = run.first * blockSize;
+    const end = Math.min(disk.virtualSize, (run.first + run.count) * blockSize);
+    if (run.kind === 'zero') await feed.zeros(run.count, end - from);
+    else await feed.read(from, end - from);
+  }
+}

@@ -11,7 +11,7 @@
  * A page (level-1 node) is checkpointed only when every blob added before it was indexed
  * (PackSink.watermark), so a checkpoint never names a chunk that is not stored.
  */
-import { chunks, readPool, type Disk } from '../../disk/index.js';
+import type { Disk } from '../../disk/index.js';
 import type { SealedBlob } from '../chunk/blob.js';
 import { BLOB_TREE, sealBlob } from '../chunk/blob.js';
 import type { BatchSlot } from '../chunk/pool.js';
@@ -25,14 +25,14 @@ import { isZeroRef, TreeBuilder, treeShape, ZERO_REF, type TreeShape } from '../
 import type { TreeReader } from '../read/tree-reader.js';
 import { zeroDigest } from '../chunk/work.js';
 import { StoreCorruptError } from '../../errors/index.js';
-import { feedIncremental } from './base-plan.js';
+import { feedFull, feedIncremental } from './base-plan.js';
 import type { WriteContext } from './context.js';
 import { OffsetDisk } from './offset-disk.js';
 import { BufferOwner } from '../pack/packer.js';
 import { writeCheckpoint, type DiskProgress } from './staging.js';
 
-/** Size of one read from the source disk (see run()). */
-const READ_BYTES = 256 * 1024;
+/** Largest single read from the source disk (several run at once per batch slot). */
+const READ_BYTES = 1024 * 1024;
 
 /** Readers of the base image's trees, for blocks the plan says are unchanged (base-plan.ts). */
 export interface BaseReaders {
@@ -153,44 +153,53 @@ export class DiskRun {
       await this.#ctx.sink.backpressure();
       this.#checkCp();
     };
-    // Small reads (fresh buffers of a few hundred KiB stay cheap and cache-hot; 4 MiB ones
-    // cost page faults and cold copies), gathered into batch slots of several MiB so each
-    // worker round trip carries enough work.
+    // Reads land straight in the batch slot (no read buffer, no copy on this thread); the
+    // batch is dispatched at once and hashes when its reads are done, so the next slot's
+    // reads overlap the workers.
     const readBytes = Math.max(bs, Math.floor(READ_BYTES / bs) * bs);
     let slot: BatchSlot | undefined;
     let used = 0;
+    let reads: Promise<unknown>[] = [];
     const flush = async () => {
-      if (slot && used > 0) await dispatch(this.#dataBatch(slot, used));
+      // allSettled: a slot goes back to the pool (on failure too) only once no read of it runs.
+      const ready = Promise.allSettled(reads).then((rs) => {
+        for (const r of rs) if (r.status === 'rejected') throw r.reason;
+      });
+      if (slot && used > 0) await dispatch(this.#dataBatch(slot, used, ready));
       slot = undefined;
       used = 0;
+      reads = [];
     };
-    const opts = { blockSize: bs, chunkBytes: readBytes, depth: 8, signal: this.#ctx.signal };
+    const zeros = async (blocks: number, bytes: number) => {
+      await flush();
+      await dispatch(this.#zeroBatch(blocks, bytes));
+    };
+    const size = this.#ctx.buffers.size;
     return {
+      zeros,
       /** Bytes of whole blocks (the last may be short), at most one slot's worth. */
       bytes: async (data: Buffer) => {
-        if (slot && used + data.length > this.#ctx.buffers.size) await flush();
+        if (slot && used + data.length > size) await flush();
         slot ??= await this.#ctx.buffers.acquire();
         slot.input.set(data, used);
         used += data.length;
-        if (used + readBytes > this.#ctx.buffers.size) await flush();
+        if (used + readBytes > size) await flush();
       },
       disk: async (view: Disk) => {
-        for await (const c of chunks(view, opts)) {
-          if (!c.data) {
-            await flush();
-            await dispatch(this.#zeroBatch(Math.ceil(c.length / bs), c.length));
-            continue;
+        const read = async (offset: number, length: number) => {
+          for (let at = offset; at < offset + length;) {
+            slot ??= await this.#ctx.buffers.acquire();
+            const n = Math.min(offset + length - at, size - used, readBytes);
+            const target = slot.input.subarray(used, used + n);
+            const p = view.readInto ? view.readInto(at, target) : view.read(at, n).then((b) => target.set(b));
+            p.catch(() => {}); // surfaced by the batch (its hash waits for its reads)
+            reads.push(p);
+            used += n;
+            at += n;
+            if (used === size) await flush();
           }
-          slot ??= await this.#ctx.buffers.acquire();
-          slot.input.set(c.data, used); // (TypedArray#set: Buffer#copy is much slower into fresh memory)
-          readPool.release(c.data);
-          used += c.data.length;
-          if (used + readBytes > this.#ctx.buffers.size) await flush();
-        }
-      },
-      zeros: async (blocks: number, bytes: number) => {
-        await flush();
-        await dispatch(this.#zeroBatch(blocks, bytes));
+        };
+        await feedFull(view, bs, { zeros, read }, this.#ctx.signal);
       },
       base: async (first: number, count: number) => {
         await flush();
@@ -276,7 +285,8 @@ export class DiskRun {
     };
   }
 
-  #dataBatch(slot: BatchSlot, length: number): Batch {
+  /** A batch of `length` bytes in `slot`, there once `ready` resolves (its reads). */
+  #dataBatch(slot: BatchSlot, length: number, ready: Promise<unknown> = Promise.resolve()): Batch {
     const ctx = this.#ctx;
     const bs = this.shape.blockSize;
     // The slot holds the blocks until sealed and the sealed blobs until added to a pack.
@@ -285,7 +295,7 @@ export class DiskRun {
       if (!released) ctx.buffers.release(slot);
       released = true;
     };
-    const hashed = ctx.codec.hash(slot, length, bs);
+    const hashed = ready.then(() => ctx.codec.hash(slot, length, bs));
     hashed.catch(release);
     let r: HashResult;
     const picks: number[] = [];

@@ -46,11 +46,15 @@ export class LocalBackend implements Backend {
     try {
       const fh = await open(tmp, 'wx', 0o600);
       try {
+        const parts = Buffer.isBuffer(data) ? [data] : data;
+        // One writev for the whole object (a pack is a few views of sealed batch outputs
+        // plus its header and trailer); the loop only finishes a short write.
+        const { bytesWritten } = await fh.writev(parts as Buffer[], 0);
         let pos = 0;
-        for (const part of Buffer.isBuffer(data) ? [data] : data) {
-          for (let done = 0; done < part.length;) {
-            const { bytesWritten } = await fh.write(part, done, part.length - done, pos + done);
-            done += bytesWritten;
+        for (const part of parts) {
+          for (let done = Math.max(0, Math.min(part.length, bytesWritten - pos)); done < part.length;) {
+            const { bytesWritten: n } = await fh.write(part, done, part.length - done, pos + done);
+            done += n;
           }
           pos += part.length;
         }
