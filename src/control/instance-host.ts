@@ -6,9 +6,17 @@
  */
 import { rm } from 'node:fs/promises';
 import { repositories, type Database, type InstanceRecord } from '../db/index.js';
-import { InstanceStateError, NotFoundError } from '../errors/index.js';
-import { adoptInstance, type InstanceExit } from '../launch/index.js';
+import { InstanceStateError, NotFoundError, toFerryError } from '../errors/index.js';
+import {
+  adoptInstance,
+  adoptTestInstance,
+  instanceQemu,
+  isMaterialized,
+  type InstanceExit,
+} from '../launch/index.js';
+import type { Repository } from '../store/index.js';
 import type { Clock } from './clock.js';
+import { imageDisks } from './launch-plan.js';
 
 /**
  * An instance this process knows live: launched here, adopted from a previous process,
@@ -26,7 +34,8 @@ export interface Instance {
   terminate(o?: { timeoutMs?: number }): Promise<void>;
   materialize(o?: { onProgress?: (p: { done: number; total: number }) => void }): Promise<unknown>;
   consoleText(o?: { maxBytes?: number }): Promise<string>;
-  detach(): void;
+  /** Leaves it running and forgets it (a test instance's image stops being served here). */
+  detach(): void | Promise<void>;
 }
 
 /** How long TerminateApp and StopInstances let a guest power off before QEMU is stopped. */
@@ -35,11 +44,22 @@ export const GUEST_POWEROFF_MS = 10_000;
 export class InstanceHost {
   readonly #db: Database;
   readonly #clock: Clock;
+  readonly #store: Repository | undefined;
   readonly #live = new Map<string, Instance>();
+  /**
+   * Whether stop() leaves running test instances running for the next process to adopt
+   * (recover() serves their image again). Off by default: only a process whose successor
+   * recovers (`ferry server` on its embedded database) may leave them; otherwise they
+   * would run on, reading from nobody. `ferry server --terminate-test-instances-on-stop`
+   * keeps it off.
+   */
+  keepTestInstancesOnStop = false;
 
-  constructor(db: Database, clock: Clock) {
+  /** `store`: where recover() reads the images of test instances a previous process left. */
+  constructor(db: Database, clock: Clock, store?: Repository) {
     this.#db = db;
     this.#clock = clock;
+    this.#store = store;
   }
 
   /** A newly launched instance: tracked, and its record follows its QEMU. */
@@ -153,9 +173,10 @@ export class InstanceHost {
   }
 
   /**
-   * Server shutdown: waits for launches in flight, then terminates this process's
-   * instances — except standalone (materialised) running ones, which keep running and are
-   * adopted by the next process (recover()).
+   * Server shutdown: running instances keep running and are adopted by the next process
+   * (recover()) — standalone (materialised) ones always, test ones with
+   * keepTestInstancesOnStop (their image export closes with this process; QEMU holds
+   * guest reads until the next one serves it). The others are terminated.
    */
   async stop(): Promise<void> {
     const r = repositories(this.#db);
@@ -167,12 +188,14 @@ export class InstanceHost {
         this.#live.delete(i.instanceId);
         continue;
       }
-      if (live.materialized && live.state === 'running') {
-        live.detach();
+      if (live.state === 'running' && (live.materialized || this.keepTestInstancesOnStop)) {
         this.#live.delete(i.instanceId);
+        await Promise.resolve(live.detach()).catch(() => undefined);
         await r.instances
           .update(i.instanceId, {
-            statusMessage: 'Running standalone; its launch host process stopped (the next one adopts it).',
+            statusMessage: live.materialized
+              ? 'Running standalone; its launch host process stopped (the next one adopts it).'
+              : 'Running; its launch host process stopped (the next one serves its image again and adopts it).',
             updatedAt: this.#clock.now(),
           })
           .catch(() => undefined);
@@ -183,29 +206,35 @@ export class InstanceHost {
   }
 
   /**
-   * Instances a previous process left (it stopped or crashed): standalone ones still
-   * running are adopted; the others lost their image server with it and are removed.
+   * Instances a previous process left (it stopped or crashed). Running standalone ones are
+   * adopted; running test ones get their image served again, then are adopted (QEMU
+   * reconnects to the export). The rest — QEMU gone, image gone or unreadable — are
+   * removed (QEMU killed, directory deleted) and marked terminated with the reason.
    */
   async recover(): Promise<void> {
     const r = repositories(this.#db);
     for (const i of await r.instances.all()) {
       // Remote hosts' instances are reconciled when their host says hello (hosts/service.ts).
       if (i.state === 'terminated' || i.hostId !== null || this.#live.has(i.instanceId)) continue;
-      const adopted = await adoptInstance(i.instanceId, i.dir);
-      if (adopted) {
+      const adopted = await this.#adopt(i).catch((err: unknown) => toFerryError(err).message);
+      if (typeof adopted !== 'string') {
         this.#live.set(i.instanceId, adopted);
         this.#watchExit(i.instanceId, adopted);
         await r.instances.update(i.instanceId, {
           state: 'running',
-          statusMessage: 'Running standalone (adopted after a restart of the launch host).',
+          statusMessage: adopted.materialized
+            ? 'Running standalone (adopted after a restart of the launch host).'
+            : 'Running (its image served again and adopted after a restart of the launch host).',
           pid: adopted.pid,
           updatedAt: this.#clock.now(),
         });
         continue;
       }
-      if (i.pid) {
+      // Only a pid verified as this instance's QEMU is signalled (never a recycled one).
+      const pid = await instanceQemu(i.dir);
+      if (pid !== undefined) {
         try {
-          process.kill(i.pid, 'SIGKILL');
+          process.kill(pid, 'SIGKILL');
         } catch {
           // already gone
         }
@@ -213,11 +242,28 @@ export class InstanceHost {
       await rm(i.dir, { recursive: true, force: true }).catch(() => undefined);
       await r.instances.update(i.instanceId, {
         state: 'terminated',
-        statusMessage: 'Terminated: the server that hosted it stopped.',
+        statusMessage: `Terminated after a restart of the launch host: ${adopted}.`,
         pid: null,
         updatedAt: this.#clock.now(),
       });
     }
+  }
+
+  /** The instance taken back, or why it cannot be (a sentence). */
+  async #adopt(i: InstanceRecord): Promise<Instance | string> {
+    if (await isMaterialized(i.dir)) {
+      return (await adoptInstance(i.instanceId, i.dir)) ?? 'its QEMU no longer runs';
+    }
+    if (!this.#store || i.state !== 'running') return 'it read its image through the previous process';
+    if ((await instanceQemu(i.dir)) === undefined) return 'its QEMU no longer runs';
+    let disks;
+    try {
+      disks = await imageDisks(this.#store, i.imageId);
+    } catch (err) {
+      const fe = toFerryError(err);
+      return `its image ${i.imageId} cannot be read (${fe.code}: ${fe.message})`;
+    }
+    return adoptTestInstance(i.instanceId, i.dir, disks);
   }
 
   /**

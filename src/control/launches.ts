@@ -59,7 +59,7 @@ export class LaunchService {
 
   constructor(o: LaunchServiceOptions) {
     this.#o = o;
-    this.host = new InstanceHost(o.db, o.clock);
+    this.host = new InstanceHost(o.db, o.clock, o.store);
     o.hosts?.bind(this.host);
   }
 

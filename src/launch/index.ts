@@ -35,7 +35,13 @@ export {
   type NicModel,
 } from './instance/options.js';
 export { userData, MAX_SEED_PART_BYTES, type SeedContent, type ScriptType } from './instance/seed.js';
-export { adoptInstance, AdoptedInstance } from './instance/adopt.js';
+export {
+  adoptInstance,
+  adoptTestInstance,
+  instanceQemu,
+  isMaterialized,
+  AdoptedInstance,
+} from './instance/adopt.js';
 export {
   OVMF_CANDIDATES,
   detectAccelerator,

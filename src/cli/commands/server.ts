@@ -43,7 +43,7 @@ const USAGE =
   'ferry server [--data-dir DIR] [--listen HOST:PORT] [--insecure-http | --tls-cert PEM --tls-key PEM] ' +
   '[--images-dir SRC] [--qmp-dir DIR] [--connector-listen HOST:PORT] [--database postgres://…] ' +
   '[--frequency-unit hours|minutes] [--on-demand-runs-per-day N] [--event-retention-days N] ' +
-  '[--log-level LEVEL]';
+  '[--terminate-test-instances-on-stop] [--log-level LEVEL]';
 
 const OPTIONS = {
   'data-dir': { type: 'string' },
@@ -59,6 +59,7 @@ const OPTIONS = {
   'event-retention-days': { type: 'string' },
   'connector-listen': { type: 'string' },
   'log-level': { type: 'string' },
+  'terminate-test-instances-on-stop': { type: 'boolean' },
 } as const;
 
 export const DEFAULT_LISTEN = '127.0.0.1:8443';
@@ -219,6 +220,9 @@ export async function serverCommand(argv: string[]): Promise<number> {
     // Launch host: instances of a previous process lost their image server with it (with
     // PostgreSQL other live servers may share the table: only the embedded case is sure).
     if (control.db.dialect === 'sqlite') {
+      // Its successor recovers them too: running test instances may outlive this process.
+      if (control.launches)
+        control.launches.host.keepTestInstancesOnStop = values['terminate-test-instances-on-stop'] !== true;
       await control.launches?.recover();
       await control.lifecycle.recover();
     }

@@ -1,16 +1,22 @@
 /**
- * Adopting a standalone instance after a restart of the launch host process: a
- * materialised instance (materialize.ts) needs nothing from the process that launched it,
- * so `ferry server` leaves it running when it stops, and the next one takes it back from
- * its directory — the pid file (checked against /proc so a recycled pid is never signalled),
- * the QMP socket, the console log, and qemu.json (how to boot it again).
+ * Adopting an instance after a restart of the launch host process. `ferry server` leaves
+ * running instances running when it stops, and the next process takes them back from
+ * their directory — the pid file (checked against /proc so a recycled pid is never
+ * signalled), the QMP socket, the console log, and qemu.json (how to boot it again):
+ *
+ * - a standalone (materialised, materialize.ts) instance needs nothing else: adoptInstance;
+ * - a test instance still reads its image through DIR/nbd.sock: adoptTestInstance serves
+ *   the image there again, and QEMU, whose NBD client waits for the server to come back
+ *   (reconnect-delay, overlay.ts), reconnects at the guest's next read.
  */
 import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InstanceStateError } from '../../errors/index.js';
+import type { Disk } from '../../disk/index.js';
+import { InstanceStateError, LaunchFailedError } from '../../errors/index.js';
+import { NbdServer } from '../nbd-server/server.js';
 import { ConsoleLog, DEFAULT_CONSOLE_READ_BYTES } from './console-log.js';
 import type { InstanceExit } from './instance.js';
-import { MATERIALIZED_MARKER } from './materialize.js';
+import { MATERIALIZED_MARKER, streamBackings, type StreamProgress } from './materialize.js';
 import { startQemu } from './qemu-process.js';
 import { QmpConnection } from './qmp.js';
 
@@ -29,41 +35,92 @@ function alive(pid: number): boolean {
 }
 
 /** The QEMU whose pid the directory records, if it still runs and is this instance's. */
-async function ownQemu(dir: string): Promise<number | undefined> {
+export async function instanceQemu(dir: string): Promise<number | undefined> {
   const pid = Number((await readFile(join(dir, 'qemu.pid'), 'utf8').catch(() => '')).trim());
   if (!Number.isInteger(pid) || pid <= 1 || !alive(pid)) return undefined;
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   return cmdline.includes(join(dir, 'qmp.sock')) ? pid : undefined;
 }
 
-/** An adopted instance, or undefined when the directory holds no live standalone one. */
-export async function adoptInstance(id: string, dir: string): Promise<AdoptedInstance | undefined> {
-  if (!(await readFile(join(dir, MATERIALIZED_MARKER)).catch(() => undefined))) return undefined;
-  const pid = await ownQemu(dir);
-  if (pid === undefined) return undefined;
+/** Whether the instance's overlays hold all its data (materialize.ts left its marker). */
+export async function isMaterialized(dir: string): Promise<boolean> {
+  return (await readFile(join(dir, MATERIALIZED_MARKER)).catch(() => undefined)) !== undefined;
+}
+
+async function answersQmp(dir: string): Promise<boolean> {
   try {
     const q = await QmpConnection.connect(join(dir, 'qmp.sock'), 5000);
     q.close();
+    return true;
   } catch {
-    return undefined;
+    return false;
   }
+}
+
+/** An adopted instance, or undefined when the directory holds no live standalone one. */
+export async function adoptInstance(id: string, dir: string): Promise<AdoptedInstance | undefined> {
+  if (!(await isMaterialized(dir))) return undefined;
+  const pid = await instanceQemu(dir);
+  if (pid === undefined || !(await answersQmp(dir))) return undefined;
   return new AdoptedInstance(id, dir, pid);
+}
+
+/**
+ * Adopts a running test instance: its image `disks` (ownership passes to the instance;
+ * closed on failure) are served again on DIR/nbd.sock, exports disk0, disk1, … as at
+ * launch. Rejects with FERRY_LAUNCH_FAILED when its QEMU no longer runs or answers.
+ */
+export async function adoptTestInstance(
+  id: string,
+  dir: string,
+  disks: readonly Disk[],
+): Promise<AdoptedInstance> {
+  let nbd: NbdServer | undefined;
+  try {
+    const pid = await instanceQemu(dir);
+    if (pid === undefined) throw new LaunchFailedError(`the QEMU of instance ${id} no longer runs`, { dir });
+    if (!(await answersQmp(dir)))
+      throw new LaunchFailedError(`the QEMU of instance ${id} does not answer on QMP`, { dir, pid });
+    const path = join(dir, 'nbd.sock');
+    // The previous process's socket, if it crashed: nothing listens on it any more.
+    await rm(path, { force: true });
+    nbd = await NbdServer.listen({
+      path,
+      exports: disks.map((disk, i) => ({ name: `disk${i}`, disk, description: `${id} disk ${i}` })),
+    });
+    return new AdoptedInstance(id, dir, pid, { nbd, disks });
+  } catch (err) {
+    await Promise.allSettled([nbd?.close(), ...disks.map((d) => d.close())]);
+    throw err;
+  }
+}
+
+/** The image export a test instance reads (this process's NBD server and the open disks). */
+interface ServedImage {
+  readonly nbd: NbdServer;
+  readonly disks: readonly Disk[];
 }
 
 export class AdoptedInstance {
   readonly id: string;
   readonly dir: string;
-  readonly materialized = true;
+  /** Overlay paths, boot disk first (a test instance's; what materialize() streams into). */
+  readonly overlays: readonly string[];
   #pid: number;
+  #served: ServedImage | undefined;
+  #standalone: boolean;
   #exited!: Promise<InstanceExit>;
   #exit: InstanceExit | undefined;
   #terminated = false;
   readonly #console: ConsoleLog;
 
-  constructor(id: string, dir: string, pid: number) {
+  constructor(id: string, dir: string, pid: number, served?: ServedImage) {
     this.id = id;
     this.dir = dir;
     this.#pid = pid;
+    this.#served = served;
+    this.#standalone = served === undefined;
+    this.overlays = (served?.disks ?? []).map((_, i) => join(dir, `overlay-${i}.qcow2`));
     this.#console = new ConsoleLog(join(dir, 'console.log'));
     this.#console.start();
     this.#watch();
@@ -91,8 +148,29 @@ export class AdoptedInstance {
     return this.#terminated ? 'terminated' : this.#exit ? 'stopped' : 'running';
   }
 
-  /** Adopted instances are materialised already. */
-  async materialize(_o?: unknown): Promise<void> {}
+  /** Standalone: no image served to it (a test instance reads its image through this process). */
+  get materialized(): boolean {
+    return this.#standalone;
+  }
+
+  /** As Instance.materialize, for a running test instance: the image streamed in, then released. */
+  async materialize(
+    o: { onProgress?: (p: StreamProgress) => void; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    if (this.#standalone) return;
+    if (this.#terminated || this.#exit)
+      throw new InstanceStateError(`instance ${this.id} is not running`, { instanceId: this.id });
+    await streamBackings(this, o);
+    this.#standalone = true;
+    await this.#release();
+  }
+
+  /** Stops serving the image (the NBD server closed, the disks released). */
+  async #release(): Promise<void> {
+    const served = this.#served;
+    this.#served = undefined;
+    if (served) await Promise.allSettled([served.nbd.close(), ...served.disks.map((d) => d.close())]);
+  }
 
   consoleText(o: { maxBytes?: number } = {}): Promise<string> {
     return this.#console.read(o.maxBytes ?? DEFAULT_CONSOLE_READ_BYTES);
@@ -113,7 +191,7 @@ export class AdoptedInstance {
     const timeoutMs = o.timeoutMs ?? 60_000;
     if (timeoutMs > 0) {
       await this.qmp('system_powerdown', undefined, Math.min(timeoutMs, 10_000)).catch(() => undefined);
-      const done = await Promise.race([this.#exited, sleep(timeoutMs).then(() => undefined)]);
+      const done = await this.#exitWithin(timeoutMs);
       if (done) return done;
     }
     const signal = (s: NodeJS.Signals) => {
@@ -124,10 +202,24 @@ export class AdoptedInstance {
       }
     };
     signal('SIGTERM');
-    const termed = await Promise.race([this.#exited, sleep(TERM_GRACE_MS).then(() => undefined)]);
+    const termed = await this.#exitWithin(TERM_GRACE_MS);
     if (termed) return termed;
     signal('SIGKILL');
-    return this.#exited;
+    return (await this.#exitWithin(TERM_GRACE_MS)) ?? this.#exited;
+  }
+
+  /**
+   * How QEMU exited, or undefined after `ms`. Unlike the liveness poll, the timer keeps the
+   * process alive: someone waits for this stop.
+   */
+  async #exitWithin(ms: number): Promise<InstanceExit | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
+    try {
+      return await Promise.race([this.#exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Boots it again from its directory (qemu.json): the overlays hold all its data. */
@@ -154,9 +246,13 @@ export class AdoptedInstance {
     this.#watch();
   }
 
-  /** Leaves it running; this process forgets it. */
-  detach(): void {
+  /**
+   * Leaves it running; this process forgets it. A test instance's image stops being served
+   * (QEMU waits for the next process to serve it, reconnect-delay).
+   */
+  async detach(): Promise<void> {
     this.#console.stop();
+    await this.#release();
   }
 
   /** Stops it and removes its directory's files (overlays included) and the directory. */
@@ -164,6 +260,7 @@ export class AdoptedInstance {
     if (this.#terminated) return;
     await this.stop({ timeoutMs: o.timeoutMs ?? 60_000 });
     this.#console.stop();
+    await this.#release();
     for (const name of await readdir(this.dir).catch(() => [])) {
       await rm(join(this.dir, name), { force: true, recursive: true });
     }

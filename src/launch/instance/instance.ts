@@ -273,12 +273,18 @@ export class Instance implements InstanceInfo {
   }
 
   /**
-   * Leaves QEMU running and lets this process forget it (a materialised instance that
-   * outlives its launch host process; the next one adopts it, adopt.ts).
+   * Leaves QEMU running and lets this process forget it: the instance outlives its launch
+   * host process and the next one adopts it (adopt.ts). A test instance's image stops
+   * being served here (NBD server closed, disks released); QEMU holds the guest's reads
+   * until the next process serves it again (reconnect-delay, overlay.ts).
    */
-  detach(): void {
+  async detach(): Promise<void> {
     this.#console.stop();
     this.#child.unref();
+    if (this.#res.disksReleased) return;
+    await Promise.allSettled([this.#res.nbd?.close(), ...this.#res.disks.map((d) => d.close())]);
+    this.#res.nbd = undefined;
+    this.#res.disksReleased = true;
   }
 
   /**

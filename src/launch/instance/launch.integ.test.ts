@@ -17,6 +17,7 @@ import { openImageDisk, writeImage, type Repository } from '../../store/index.js
 import { qemuImg, qemuIo, tempDir } from '../../../test/helpers/qemu.js';
 import { memoryRepo } from '../../../test/store/helpers.js';
 import { launchInstance, type Instance } from '../index.js';
+import { nbdBacking } from './overlay.js';
 import { rejectsWith } from '../../../test/helpers/errors.js';
 import { alive, missing } from '../../../test/helpers/leftovers.js';
 
@@ -84,7 +85,9 @@ test('a 2 TiB image: < 2 s before QEMU starts; the overlay is backed by the expo
     unknown
   >;
   assert.equal(info['virtual-size'], 2 * TiB);
-  assert.equal(info['backing-filename'], `nbd+unix:///disk0?socket=${inst.nbdSocket}`);
+  // The export, with reconnect-delay: QEMU survives a restart of the image server.
+  assert.equal(info['backing-filename'], nbdBacking(inst.nbdSocket, 'disk0'));
+  assert.match(info['backing-filename'] as string, /"reconnect-delay":300/);
   assert.equal(info['backing-filename-format'], 'raw');
   assert.ok(
     ((await stat(inst.overlays[0]!)).size as number) < 1024 * 1024,

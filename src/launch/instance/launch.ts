@@ -4,7 +4,7 @@
  *   1. validate the request, find qemu-system-x86_64, qemu-img, OVMF; check host memory;
  *   2. claim the instance directory (0700; refused if it holds an instance);
  *   3. serve the image disks over NBD on DIR/nbd.sock (exports disk0, disk1, …);
- *   4. create one qcow2 overlay per disk, backed by nbd+unix:///diskN?socket=DIR/nbd.sock;
+ *   4. create one qcow2 overlay per disk, backed by export diskN of DIR/nbd.sock (overlay.ts);
  *   5. spawn QEMU on the overlays; wait until it answers on QMP (its greeting comes from
  *      the main loop, i.e. after every drive was opened and the machine was built).
  *
@@ -23,12 +23,12 @@ import {
   LaunchDirInUseError,
   toFerryError,
 } from '../../errors/index.js';
-import { NbdServer, nbdUnixUri, type NbdServerEvent } from '../nbd-server/server.js';
+import { NbdServer, type NbdServerEvent } from '../nbd-server/server.js';
 import { ConsoleLog } from './console-log.js';
 import { cpuModel, findOvmf, findProgram, hostMemoryMiB } from './host.js';
 import { Instance, releaseResources, type InstanceResources } from './instance.js';
 import { validateLaunch, type LaunchOptions } from './options.js';
-import { createOverlay } from './overlay.js';
+import { createOverlay, nbdBacking } from './overlay.js';
 import { qemuArgs } from './qemu-args.js';
 import { startQemu } from './qemu-process.js';
 import { buildSeed } from './seed.js';
@@ -132,7 +132,7 @@ export async function launchInstance(options: LaunchInstanceOptions): Promise<In
     });
     await Promise.all(
       req.disks.map((d, i) =>
-        createOverlay(qemuImg, f.overlays[i] as string, nbdUnixUri(f.nbdSocket, `disk${i}`), d.virtualSize),
+        createOverlay(qemuImg, f.overlays[i] as string, nbdBacking(f.nbdSocket, `disk${i}`), d.virtualSize),
       ),
     );
     if (ovmf) await copyFile(ovmf.vars, f.efiVars);

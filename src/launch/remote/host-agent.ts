@@ -183,7 +183,7 @@ export class HostAgent {
     await Promise.allSettled(
       [...this.#live].map(async ([id, l]) => {
         this.#live.delete(id);
-        if (l.instance.materialized && l.instance.state === 'running') l.instance.detach();
+        if (l.instance.materialized && l.instance.state === 'running') await l.instance.detach();
         else await l.instance.terminate({ timeoutMs: 0 });
       }),
     );
