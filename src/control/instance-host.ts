@@ -9,6 +9,7 @@ import { repositories, type Database, type InstanceRecord } from '../db/index.js
 import { InstanceStateError, NotFoundError, toFerryError } from '../errors/index.js';
 import {
   adoptInstance,
+  adoptStoppedInstance,
   adoptTestInstance,
   instanceQemu,
   isMaterialized,
@@ -47,13 +48,15 @@ export class InstanceHost {
   readonly #store: Repository | undefined;
   readonly #live = new Map<string, Instance>();
   /**
-   * Whether stop() leaves running test instances running for the next process to adopt
-   * (recover() serves their image again). Off by default: only a process whose successor
-   * recovers (`ferry server` on its embedded database) may leave them; otherwise they
-   * would run on, reading from nobody. `ferry server --terminate-test-instances-on-stop`
-   * keeps it off.
+   * What stop() leaves for the next process, whose recover() takes it back. Off by default
+   * (a library caller, or `ferry server` on PostgreSQL: no successor recovers): then only
+   * running standalone instances are left (they need nothing from anyone) and the rest are
+   * terminated. `ferry server` on its embedded database sets `stopped` (stopped instances
+   * stay, to be started again) and, unless --terminate-test-instances-on-stop,
+   * `testInstances` (test instances stay, running or stopped; the next process serves
+   * their image again).
    */
-  keepTestInstancesOnStop = false;
+  keepOnStop = { stopped: false, testInstances: false };
 
   /** `store`: where recover() reads the images of test instances a previous process left. */
   constructor(db: Database, clock: Clock, store?: Repository) {
@@ -173,10 +176,9 @@ export class InstanceHost {
   }
 
   /**
-   * Server shutdown: running instances keep running and are adopted by the next process
-   * (recover()) — standalone (materialised) ones always, test ones with
-   * keepTestInstancesOnStop (their image export closes with this process; QEMU holds
-   * guest reads until the next one serves it). The others are terminated.
+   * Server shutdown: instances are left to the next process as keepOnStop says — running
+   * standalone ones always; test ones have their image export closed with this process
+   * (QEMU holds guest reads until the next one serves it) — and the others terminated.
    */
   async stop(): Promise<void> {
     const r = repositories(this.#db);
@@ -188,28 +190,35 @@ export class InstanceHost {
         this.#live.delete(i.instanceId);
         continue;
       }
-      if (live.state === 'running' && (live.materialized || this.keepTestInstancesOnStop)) {
-        this.#live.delete(i.instanceId);
-        await Promise.resolve(live.detach()).catch(() => undefined);
-        await r.instances
-          .update(i.instanceId, {
-            statusMessage: live.materialized
-              ? 'Running standalone; its launch host process stopped (the next one adopts it).'
-              : 'Running; its launch host process stopped (the next one serves its image again and adopts it).',
-            updatedAt: this.#clock.now(),
-          })
-          .catch(() => undefined);
+      const state = live.state;
+      const kept =
+        (live.materialized || this.keepOnStop.testInstances) &&
+        (state === 'running' || (state === 'stopped' && this.keepOnStop.stopped));
+      if (!kept) {
+        await this.terminate(i, 0).catch(() => undefined);
         continue;
       }
-      await this.terminate(i, 0).catch(() => undefined);
+      this.#live.delete(i.instanceId);
+      await Promise.resolve(live.detach()).catch(() => undefined);
+      const next = live.materialized ? 'the next one adopts it' : 'the next one serves its image again';
+      await r.instances
+        .update(i.instanceId, {
+          statusMessage:
+            state === 'stopped'
+              ? `Stopped; its launch host process stopped (${next}).`
+              : `Running${live.materialized ? ' standalone' : ''}; its launch host process stopped (${next}).`,
+          updatedAt: this.#clock.now(),
+        })
+        .catch(() => undefined);
     }
   }
 
   /**
-   * Instances a previous process left (it stopped or crashed). Running standalone ones are
-   * adopted; running test ones get their image served again, then are adopted (QEMU
-   * reconnects to the export). The rest — QEMU gone, image gone or unreadable — are
-   * removed (QEMU killed, directory deleted) and marked terminated with the reason.
+   * Instances a previous process left (it stopped or crashed). Standalone ones are adopted
+   * — running, or stopped to be started again; test ones get their image served again
+   * first (QEMU reconnects to the export). The rest — QEMU gone while recorded running,
+   * image gone or unreadable, never started — are removed (QEMU killed, directory deleted)
+   * and marked terminated with the reason.
    */
   async recover(): Promise<void> {
     const r = repositories(this.#db);
@@ -219,13 +228,21 @@ export class InstanceHost {
       const adopted = await this.#adopt(i).catch((err: unknown) => toFerryError(err).message);
       if (typeof adopted !== 'string') {
         this.#live.set(i.instanceId, adopted);
+        const how = adopted.materialized ? 'adopted' : 'its image served again and adopted';
+        if (adopted.state === 'stopped') {
+          // Not watched: it is not running; startInstance() watches the boot it makes.
+          await r.instances.update(i.instanceId, {
+            statusMessage: `Stopped (${how} after a restart of the launch host).`,
+            pid: null,
+            updatedAt: this.#clock.now(),
+          });
+          continue;
+        }
         this.#watchExit(i.instanceId, adopted);
         await r.instances.update(i.instanceId, {
           state: 'running',
-          statusMessage: adopted.materialized
-            ? 'Running standalone (adopted after a restart of the launch host).'
-            : 'Running (its image served again and adopted after a restart of the launch host).',
-          pid: adopted.pid,
+          statusMessage: `Running${adopted.materialized ? ' standalone' : ''} (${how} after a restart of the launch host).`,
+          pid: adopted.pid ?? null,
           updatedAt: this.#clock.now(),
         });
         continue;
@@ -251,11 +268,14 @@ export class InstanceHost {
 
   /** The instance taken back, or why it cannot be (a sentence). */
   async #adopt(i: InstanceRecord): Promise<Instance | string> {
+    if (i.state !== 'running' && i.state !== 'stopped') return `it was ${i.state}`;
+    const running = i.state === 'running';
+    if (running && (await instanceQemu(i.dir)) === undefined) return 'its QEMU no longer runs';
     if (await isMaterialized(i.dir)) {
-      return (await adoptInstance(i.instanceId, i.dir)) ?? 'its QEMU no longer runs';
+      if (!running) return adoptStoppedInstance(i.instanceId, i.dir);
+      return (await adoptInstance(i.instanceId, i.dir)) ?? 'its QEMU does not answer on QMP';
     }
-    if (!this.#store || i.state !== 'running') return 'it read its image through the previous process';
-    if ((await instanceQemu(i.dir)) === undefined) return 'its QEMU no longer runs';
+    if (!this.#store) return 'it read its image through the previous process';
     let disks;
     try {
       disks = await imageDisks(this.#store, i.imageId);
@@ -263,7 +283,9 @@ export class InstanceHost {
       const fe = toFerryError(err);
       return `its image ${i.imageId} cannot be read (${fe.code}: ${fe.message})`;
     }
-    return adoptTestInstance(i.instanceId, i.dir, disks);
+    return running
+      ? adoptTestInstance(i.instanceId, i.dir, disks)
+      : adoptStoppedInstance(i.instanceId, i.dir, disks);
   }
 
   /**

@@ -38,6 +38,7 @@ export { userData, MAX_SEED_PART_BYTES, type SeedContent, type ScriptType } from
 export {
   adoptInstance,
   adoptTestInstance,
+  adoptStoppedInstance,
   instanceQemu,
   isMaterialized,
   AdoptedInstance,

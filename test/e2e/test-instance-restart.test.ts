@@ -5,8 +5,9 @@
  * server lists it running, its console comes through the API, and a guest reboot (QMP
  * system_reset) reads the whole boot path again — kernel, initramfs, marker — through the
  * new server's NBD export (QEMU caches nothing: the marker appearing again proves it). A
- * reboot started while the server is down waits for it (reconnect-delay). When the image
- * is deleted meanwhile, the next server terminates the instance and leaves nothing.
+ * reboot started while the server is down waits for it (reconnect-delay). A stopped test
+ * instance stays stopped and boots again through the new server. When the image is
+ * deleted meanwhile, the next server terminates the instance and leaves nothing.
  *
  * The boot image is made with `acpi=off`: its guest prints the marker and halts instead of
  * powering off, so QEMU keeps running for the restarts.
@@ -147,6 +148,22 @@ test('after a crash, a reboot begun while no server runs waits for the next one'
   assert.equal((await listed()).state, 'running');
   assert.ok(alive(pid));
   await waitMarkers(3);
+});
+
+test('a stopped test instance stays stopped across a restart and boots again through the new server', async () => {
+  assert.match(await ferryOk(server!, ['instances', 'stop', instanceId]), /stopped/);
+  assert.ok(!alive(pid));
+  assert.equal(await stop('SIGTERM'), 0);
+  assert.ok(await missing(join(dir, 'nbd.sock')));
+  await start();
+  const mine = await listed();
+  assert.equal(mine.state, 'stopped');
+  assert.match(mine.statusMessage, /served again/);
+  assert.match(await ferryOk(server!, ['instances', 'start', instanceId]), /running/);
+  pid = Number((await readFile(join(dir, 'qemu.pid'), 'utf8')).trim());
+  assert.ok(alive(pid));
+  // A fresh QEMU: every read of this boot goes through the new server's export.
+  await waitMarkers(4);
 });
 
 test('an instance whose image was deleted while the server was down is terminated; nothing is left', async () => {

@@ -217,12 +217,16 @@ export async function serverCommand(argv: string[]): Promise<number> {
     await control.db.warm();
     control.startWorkers({ soleWorker: control.db.dialect === 'sqlite' });
     stops.unshift(() => control.stopWorkers());
-    // Launch host: instances of a previous process lost their image server with it (with
+    // Launch host: instances a previous process left are taken back or removed (with
     // PostgreSQL other live servers may share the table: only the embedded case is sure).
     if (control.db.dialect === 'sqlite') {
-      // Its successor recovers them too: running test instances may outlive this process.
+      // The next start recovers them too, so instances may outlive this process
+      // (docs/launch.md, "Server restarts").
       if (control.launches)
-        control.launches.host.keepTestInstancesOnStop = values['terminate-test-instances-on-stop'] !== true;
+        control.launches.host.keepOnStop = {
+          stopped: true,
+          testInstances: values['terminate-test-instances-on-stop'] !== true,
+        };
       await control.launches?.recover();
       await control.lifecycle.recover();
     }

@@ -3,6 +3,7 @@
  * detach() closes the export and leaves QEMU running; adoptTestInstance() serves the image
  * again on the same socket and QEMU reads through the new server (the image is streamed
  * in through it, checked byte for byte); a QEMU that died is refused and the disks closed.
+ * A stopped one is adopted stopped (adoptStoppedInstance) and boots again on the new export.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { qemuIo, tempDir } from '../../../test/helpers/qemu.js';
 import { storeImage } from '../../../test/helpers/launch.js';
 import { rejectsWith } from '../../../test/helpers/errors.js';
 import { alive, missing } from '../../../test/helpers/leftovers.js';
-import { adoptTestInstance, launchInstance } from '../index.js';
+import { adoptStoppedInstance, adoptTestInstance, launchInstance } from '../index.js';
 
 const MiB = 1024 * 1024;
 
@@ -91,4 +92,37 @@ test('adopting a test instance whose QEMU died is refused and closes the disks',
   await rejectsWith(adoptTestInstance(inst.id, dir, [d.disk]), 'FERRY_LAUNCH_FAILED');
   assert.equal(d.closes(), 1);
   assert.ok(await missing(join(dir, 'nbd.sock')));
+});
+
+test('a stopped test instance is adopted stopped; started, it reads through the new server', async () => {
+  const data = Buffer.alloc(8 * MiB);
+  for (let i = 0; i < data.length; i += MiB) data.fill(i / MiB + 1, i, i + MiB);
+  const img = await storeImage(data);
+  const dir = join(await tempDir('ferry-adopt-'), 'i');
+  const inst = await launchInstance({ dir, name: 'stopped', disk: await img.open(), type: 'custom:1x128' });
+  // Recorded stopped while QEMU runs: refused (a second QEMU must never boot the overlays).
+  const early = counted(await img.open());
+  await rejectsWith(adoptStoppedInstance(inst.id, dir, [early.disk]), 'FERRY_LAUNCH_FAILED');
+  assert.equal(early.closes(), 1);
+
+  await inst.stop({ timeoutMs: 0 });
+  await inst.detach();
+  const d = counted(await img.open());
+  const adopted = await adoptStoppedInstance(inst.id, dir, [d.disk]);
+  try {
+    assert.equal(adopted.state, 'stopped');
+    assert.equal(adopted.pid, undefined);
+    assert.equal(adopted.materialized, false);
+    // Started for it, streamed through the new export, stopped again.
+    await adopted.materialize();
+    assert.equal(adopted.state, 'stopped');
+    assert.equal(d.closes(), 1);
+    await qemuIo(adopted.overlays[0]!, 'qcow2', 'read -P 1 0 1M', `read -P 8 ${7 * MiB} 1M`);
+    await adopted.start();
+    assert.equal(adopted.state, 'running');
+    assert.ok(alive(adopted.pid!));
+  } finally {
+    await adopted.terminate({ timeoutMs: 0 });
+  }
+  assert.ok(await missing(dir));
 });

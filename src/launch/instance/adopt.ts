@@ -9,7 +9,7 @@
  *   the image there again, and QEMU, whose NBD client waits for the server to come back
  *   (reconnect-delay, overlay.ts), reconnects at the guest's next read.
  */
-import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Disk } from '../../disk/index.js';
 import { InstanceStateError, LaunchFailedError } from '../../errors/index.js';
@@ -75,24 +75,58 @@ export async function adoptTestInstance(
   dir: string,
   disks: readonly Disk[],
 ): Promise<AdoptedInstance> {
-  let nbd: NbdServer | undefined;
-  try {
+  return withDisks(disks, async () => {
     const pid = await instanceQemu(dir);
     if (pid === undefined) throw new LaunchFailedError(`the QEMU of instance ${id} no longer runs`, { dir });
     if (!(await answersQmp(dir)))
       throw new LaunchFailedError(`the QEMU of instance ${id} does not answer on QMP`, { dir, pid });
-    const path = join(dir, 'nbd.sock');
-    // The previous process's socket, if it crashed: nothing listens on it any more.
-    await rm(path, { force: true });
-    nbd = await NbdServer.listen({
-      path,
-      exports: disks.map((disk, i) => ({ name: `disk${i}`, disk, description: `${id} disk ${i}` })),
-    });
-    return new AdoptedInstance(id, dir, pid, { nbd, disks });
+    return new AdoptedInstance(id, dir, pid, await serveAgain(id, dir, disks));
+  });
+}
+
+/**
+ * Adopts an instance that was stopped when the previous process stopped (or crashed):
+ * nothing runs, and start() boots it again from DIR/qemu.json on its overlays. A test
+ * instance's image `disks` are served again (ownership passes; closed on failure); a
+ * standalone one has none. Rejects with FERRY_LAUNCH_FAILED when it cannot boot again.
+ */
+export async function adoptStoppedInstance(
+  id: string,
+  dir: string,
+  disks: readonly Disk[] = [],
+): Promise<AdoptedInstance> {
+  return withDisks(disks, async () => {
+    if (!(await stat(join(dir, 'qemu.json')).catch(() => undefined)))
+      throw new LaunchFailedError(`instance ${id} cannot boot again: no qemu.json in ${dir}`, { dir });
+    // Recorded stopped, yet running: a second QEMU on the same overlays must never start.
+    const pid = await instanceQemu(dir);
+    if (pid !== undefined)
+      throw new LaunchFailedError(`instance ${id} is recorded stopped but its QEMU runs`, { dir, pid });
+    const served = disks.length > 0 ? await serveAgain(id, dir, disks) : undefined;
+    return new AdoptedInstance(id, dir, undefined, served);
+  });
+}
+
+/** Runs `adopt`; if it fails, `disks` (whose ownership it was given) are closed. */
+async function withDisks<T>(disks: readonly Disk[], adopt: () => Promise<T>): Promise<T> {
+  try {
+    return await adopt();
   } catch (err) {
-    await Promise.allSettled([nbd?.close(), ...disks.map((d) => d.close())]);
+    await Promise.allSettled(disks.map((d) => d.close()));
     throw err;
   }
+}
+
+/** The image served again where the overlays look for it: DIR/nbd.sock, exports disk0, disk1, … */
+async function serveAgain(id: string, dir: string, disks: readonly Disk[]): Promise<ServedImage> {
+  const path = join(dir, 'nbd.sock');
+  // The previous process's socket, if it crashed: nothing listens on it any more.
+  await rm(path, { force: true });
+  const nbd = await NbdServer.listen({
+    path,
+    exports: disks.map((disk, i) => ({ name: `disk${i}`, disk, description: `${id} disk ${i}` })),
+  });
+  return { nbd, disks };
 }
 
 /** The image export a test instance reads (this process's NBD server and the open disks). */
@@ -106,7 +140,7 @@ export class AdoptedInstance {
   readonly dir: string;
   /** Overlay paths, boot disk first (a test instance's; what materialize() streams into). */
   readonly overlays: readonly string[];
-  #pid: number;
+  #pid: number | undefined;
   #served: ServedImage | undefined;
   #standalone: boolean;
   #exited!: Promise<InstanceExit>;
@@ -114,7 +148,8 @@ export class AdoptedInstance {
   #terminated = false;
   readonly #console: ConsoleLog;
 
-  constructor(id: string, dir: string, pid: number, served?: ServedImage) {
+  /** `pid` undefined: adopted stopped (start() boots it). */
+  constructor(id: string, dir: string, pid: number | undefined, served?: ServedImage) {
     this.id = id;
     this.dir = dir;
     this.#pid = pid;
@@ -122,12 +157,16 @@ export class AdoptedInstance {
     this.#standalone = served === undefined;
     this.overlays = (served?.disks ?? []).map((_, i) => join(dir, `overlay-${i}.qcow2`));
     this.#console = new ConsoleLog(join(dir, 'console.log'));
+    if (pid === undefined) {
+      this.#exit = { code: null, signal: null };
+      this.#exited = Promise.resolve(this.#exit);
+      return;
+    }
     this.#console.start();
-    this.#watch();
+    this.#watch(pid);
   }
 
-  #watch(): void {
-    const pid = this.#pid;
+  #watch(pid: number): void {
     this.#exit = undefined;
     this.#exited = (async () => {
       while (alive(pid)) await sleep(LIVENESS_POLL_MS);
@@ -138,7 +177,8 @@ export class AdoptedInstance {
     })();
   }
 
-  get pid(): number {
+  /** QEMU's pid (of the current boot; undefined if adopted stopped and not started since). */
+  get pid(): number | undefined {
     return this.#pid;
   }
   get exited(): Promise<InstanceExit> {
@@ -153,15 +193,21 @@ export class AdoptedInstance {
     return this.#standalone;
   }
 
-  /** As Instance.materialize, for a running test instance: the image streamed in, then released. */
+  /**
+   * As Instance.materialize, for a test instance: the image streamed in (a stopped one is
+   * started for it and stopped again), then released.
+   */
   async materialize(
     o: { onProgress?: (p: StreamProgress) => void; signal?: AbortSignal } = {},
   ): Promise<void> {
     if (this.#standalone) return;
-    if (this.#terminated || this.#exit)
-      throw new InstanceStateError(`instance ${this.id} is not running`, { instanceId: this.id });
+    if (this.#terminated)
+      throw new InstanceStateError(`instance ${this.id} is terminated`, { instanceId: this.id });
+    const wasStopped = this.#exit !== undefined;
+    if (wasStopped) await this.start();
     await streamBackings(this, o);
     this.#standalone = true;
+    if (wasStopped) await this.stop({ timeoutMs: 0 });
     await this.#release();
   }
 
@@ -187,7 +233,8 @@ export class AdoptedInstance {
 
   /** ACPI power button, then SIGTERM, then SIGKILL — as Instance.stop. */
   async stop(o: { timeoutMs?: number } = {}): Promise<InstanceExit> {
-    if (this.#exit) return this.#exit;
+    const pid = this.#pid;
+    if (this.#exit || pid === undefined) return this.#exited;
     const timeoutMs = o.timeoutMs ?? 60_000;
     if (timeoutMs > 0) {
       await this.qmp('system_powerdown', undefined, Math.min(timeoutMs, 10_000)).catch(() => undefined);
@@ -196,7 +243,7 @@ export class AdoptedInstance {
     }
     const signal = (s: NodeJS.Signals) => {
       try {
-        process.kill(this.#pid, s);
+        process.kill(pid, s);
       } catch {
         // gone already
       }
@@ -222,7 +269,10 @@ export class AdoptedInstance {
     }
   }
 
-  /** Boots it again from its directory (qemu.json): the overlays hold all its data. */
+  /**
+   * Boots it again from its directory (qemu.json) on its overlays, which hold all its data
+   * or, for a test instance, read the rest from the image this process serves.
+   */
   async start(): Promise<void> {
     if (this.#terminated)
       throw new InstanceStateError(`instance ${this.id} is terminated`, { instanceId: this.id });
@@ -243,7 +293,7 @@ export class AdoptedInstance {
     this.#pid = q.child.pid;
     q.child.unref();
     this.#console.start();
-    this.#watch();
+    this.#watch(q.child.pid);
   }
 
   /**
